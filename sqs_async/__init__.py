@@ -1,0 +1,34 @@
+"""sqs_async: a high-throughput Amazon SQS producer for asyncio.
+
+Public API::
+
+    SqsSender       send many messages to one queue, concurrently, with retries
+    SenderConfig    its settings (a frozen value)
+    RetryPolicy     how failed entries are retried
+    SendResult      what `send` returns: `.delivered` and `.failed`
+    Delivered, Failed
+    SqsAsyncError, SqsClientError, SqsUnavailableError
+    LocalSqsServer  an SQS-compatible server on 127.0.0.1 for demos and tests
+"""
+
+from ._version import __version__
+from .config import SenderConfig
+from .errors import SqsAsyncError, SqsClientError, SqsUnavailableError
+from .local import LocalSqsServer
+from .results import Delivered, Failed, SendResult
+from .retry import RetryPolicy
+from .sender import SqsSender
+
+__all__ = [
+    "Delivered",
+    "Failed",
+    "LocalSqsServer",
+    "RetryPolicy",
+    "SendResult",
+    "SenderConfig",
+    "SqsAsyncError",
+    "SqsClientError",
+    "SqsSender",
+    "SqsUnavailableError",
+    "__version__",
+]

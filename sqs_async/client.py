@@ -1,0 +1,92 @@
+"""The SQS client the engine talks to, and how it is opened and pointed at a queue.
+
+`SqsClient` is the interface: anything with these async methods works, so tests can wrap the
+real aiobotocore client to inject faults. `open_client` makes the real one, with botocore's
+own retries off (tenacity owns retries) and a connection pool as large as the concurrency.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from typing import Any, Protocol
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from .config import SQS_MAX_BYTES, SenderConfig
+from .validation import QueueTraits
+
+log = logging.getLogger("sqs_async")
+
+
+class SqsClient(Protocol):
+    """The async SQS calls the engine uses (a subset of aiobotocore's SQS client)."""
+
+    async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+async def open_client(config: SenderConfig, stack: AsyncExitStack) -> SqsClient:
+    """Create an aiobotocore SQS client whose life ends with `stack`."""
+    aio_config = AioConfig(
+        max_pool_connections=config.max_in_flight,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    session = get_session()
+    client: SqsClient = await stack.enter_async_context(
+        session.create_client(
+            "sqs",
+            region_name=config.region_name,
+            endpoint_url=config.endpoint_url,
+            aws_access_key_id=config.aws_access_key_id,
+            aws_secret_access_key=config.aws_secret_access_key,
+            aws_session_token=config.aws_session_token,
+            verify=config.verify,
+            use_ssl=config.use_ssl,
+            api_version=config.api_version,
+            config=aio_config,
+        )
+    )
+    return client
+
+
+async def read_queue_traits(
+    client: SqsClient, queue_url: str, max_message_bytes: int | None, max_request_bytes: int
+) -> QueueTraits:
+    """What the queue allows; falls back to documented defaults when it cannot be read.
+
+    Reading attributes needs `sqs:GetQueueAttributes`, which a send-only role may lack, and
+    the endpoint may be briefly down: neither should stop a sender from opening, so sending
+    decides instead.
+    """
+    fifo = queue_url.endswith(".fifo")
+    content_based = False
+    queue_limit = SQS_MAX_BYTES
+    try:
+        response = await client.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication"],
+        )
+        attributes = response.get("Attributes", {})
+        queue_limit = int(attributes.get("MaximumMessageSize", queue_limit))
+        fifo = attributes.get("FifoQueue", str(fifo)).lower() == "true"
+        content_based = attributes.get("ContentBasedDeduplication", "false").lower() == "true"
+    except Exception as exc:  # any failure means: use the defaults
+        log.info(
+            "could not read attributes of %s (%s); assuming a %d-byte message limit",
+            queue_url,
+            type(exc).__name__,
+            queue_limit,
+        )
+    limit = max_message_bytes if max_message_bytes is not None else queue_limit
+    return QueueTraits(
+        max_message_bytes=min(limit, max_request_bytes),
+        fifo=fifo,
+        content_based_deduplication=content_based,
+    )

@@ -1,0 +1,84 @@
+"""Settings of a sender: where to send, how to authenticate, how hard to push.
+
+One frozen, keyword-only, picklable value (the Beam adapter ships it to workers) that checks
+itself on construction. Secrets are kept out of `repr`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .retry import RetryPolicy
+
+# SQS accepts up to 1 MiB per message and per SendMessageBatch request (since 2025). A queue's
+# own MaximumMessageSize can be lower and is read from the queue when permitted.
+SQS_MAX_BYTES = 1_048_576
+DEFAULT_MAX_IN_FLIGHT = 16
+
+
+@dataclass(frozen=True, kw_only=True)
+class SenderConfig:
+    """Configuration of an `SqsSender`.
+
+    Destination: `queue_url`, or `queue_name` (resolved once when the sender opens).
+    Connection: `endpoint_url`, `region_name`, credentials (default: the standard AWS chain,
+    which is the way to go on a cluster), `verify` (TLS verification, or a CA bundle path),
+    `use_ssl`, `connect_timeout` and `read_timeout` (seconds, per request attempt).
+    Throughput: at most `max_in_flight` requests at once, which is also the size of the
+    connection pool. Several senders (one per Beam worker thread, say) multiply it.
+    Limits: `max_message_bytes` (None: the queue's MaximumMessageSize when it can be read,
+    else 1 MiB, and SQS decides), `max_request_bytes` (1 MiB, the SendMessageBatch limit).
+    Retries: `retry` (a `RetryPolicy`); `max_trials` is a shortcut for `retry.max_trials`.
+    """
+
+    queue_url: str | None = None
+    queue_name: str | None = None
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    verify: bool | str | None = None
+    use_ssl: bool = True
+    api_version: str | None = None
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_trials: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_message_bytes: int | None = None
+    max_request_bytes: int = SQS_MAX_BYTES
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if (self.queue_url is None) == (self.queue_name is None):
+            raise ValueError("give exactly one of queue_url and queue_name")
+        for name in ("queue_url", "queue_name"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a non-empty str, got {value!r}")
+        if self.max_trials is not None and self.max_trials != self.retry.max_trials:
+            # The shortcut wins over the policy's value; RetryPolicy validates it.
+            object.__setattr__(self, "retry", replace(self.retry, max_trials=self.max_trials))
+        _check_positive_int("max_in_flight", self.max_in_flight)
+        _check_positive_int("max_request_bytes", self.max_request_bytes)
+        if self.max_message_bytes is not None:
+            _check_positive_int("max_message_bytes", self.max_message_bytes)
+            if self.max_message_bytes > self.max_request_bytes:
+                raise ValueError(
+                    f"max_message_bytes ({self.max_message_bytes}) cannot exceed "
+                    f"max_request_bytes ({self.max_request_bytes})"
+                )
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+    @property
+    def request_timeout(self) -> float:
+        """Longest a single request attempt may take before it counts as timed out."""
+        return self.connect_timeout + self.read_timeout
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")

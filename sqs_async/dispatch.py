@@ -1,0 +1,204 @@
+"""Sends batches to one queue: bounded concurrency, retries of only what failed, and an outcome
+for every message.
+
+This is the single place where concurrency is bounded: `submit` waits for one of
+`max_in_flight` slots before it starts a batch, and the batch holds its slot until its last
+attempt is over (backoff included), so throttling slows down intake instead of piling up
+requests. Each batch carries at most one request at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tenacity import RetryCallState
+
+from .batching import Batch
+from .client import SqsClient
+from .errors import SqsClientError, explain
+from .results import Delivered, Failed, SendResult
+from .retry import FailureKind, RetryPolicy, Sleep, classify, error_code, is_throttling_entry
+from .validation import OutgoingMessage
+
+log = logging.getLogger("sqs_async")
+
+# Code for an entry that SQS listed neither as successful nor as failed (retried).
+MISSING_RESULT = "MissingResult"
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A message still on its way, with what happened on its last attempt."""
+
+    message: OutgoingMessage
+    attempts: int = 0
+    code: str = ""
+    reason: str = ""
+
+    def failed(self, *, sender_fault: bool) -> Failed:
+        return Failed(
+            record=self.message.record,
+            index=self.message.index,
+            code=self.code,
+            message=self.reason,
+            sender_fault=sender_fault,
+            attempts=self.attempts,
+        )
+
+
+class Dispatcher:
+    """Runs SendMessageBatch calls for one queue on one client."""
+
+    def __init__(
+        self,
+        *,
+        client: SqsClient,
+        queue_url: str,
+        policy: RetryPolicy,
+        max_in_flight: int,
+        request_timeout: float,
+        sleep: Sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._policy = policy
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._request_timeout = request_timeout
+        self._sleep = sleep
+        self._clock = clock
+
+    async def submit(self, batch: Batch, group: asyncio.TaskGroup) -> asyncio.Task[SendResult]:
+        """Wait for a free slot, then start sending `batch` as a task of `group`."""
+        await self._slots.acquire()
+        try:
+            task = group.create_task(self.send_batch(batch.messages))
+        except BaseException:
+            self._slots.release()
+            raise
+        # A callback, not `finally`: a task cancelled before it starts never runs its body.
+        task.add_done_callback(lambda _: self._slots.release())
+        return task
+
+    async def send_batch(self, messages: list[OutgoingMessage]) -> SendResult:
+        """Send `messages` with retries; every one ends delivered or failed in the result.
+
+        Raises `SqsClientError` when the queue refuses every request.
+        """
+        report = SendResult()
+        pending = [_Pending(message) for message in messages]
+
+        async def attempt() -> list[_Pending]:
+            nonlocal pending
+            if pending[0].attempts:
+                report.retried += len(pending)
+            pending = await self._request(pending, report)
+            return pending
+
+        def give_up(state: RetryCallState) -> list[_Pending]:
+            report.failed.extend(p.failed(sender_fault=False) for p in pending)
+            return []
+
+        retrying = self._policy.retrying(sleep=self._sleep, on_give_up=give_up)
+        await retrying(attempt)
+        log.debug(
+            "batch of %d: %d delivered, %d failed, %d requests",
+            len(messages),
+            len(report.delivered),
+            len(report.failed),
+            report.requests,
+        )
+        return report
+
+    async def _request(self, pending: list[_Pending], report: SendResult) -> list[_Pending]:
+        """One SendMessageBatch call; returns the entries worth another attempt."""
+        entries = [{"Id": str(i), **p.message.fields} for i, p in enumerate(pending)]
+        for p in pending:
+            p.attempts += 1
+        report.requests += 1
+        started = self._clock()
+        try:
+            async with asyncio.timeout(self._request_timeout):
+                response = await self._client.send_message_batch(
+                    QueueUrl=self._queue_url, Entries=entries
+                )
+        except Exception as exc:
+            return await self._request_failed(exc, pending, report)
+        finally:
+            report.latencies.append(self._clock() - started)
+        return self._sort_entries(response, pending, report)
+
+    async def _request_failed(
+        self, exc: Exception, pending: list[_Pending], report: SendResult
+    ) -> list[_Pending]:
+        kind = classify(exc)
+        code = error_code(exc)
+        reason = str(exc) or type(exc).__name__
+        if kind is FailureKind.FATAL:
+            raise SqsClientError(explain(code, reason, self._queue_url), code=code) from exc
+        if kind is FailureKind.REJECTED and len(pending) > 1:
+            # The request as a whole was refused for its content: send each entry on its own,
+            # so that one bad message cannot fail its neighbours.
+            log.debug("request rejected (%s); isolating %d entries", code, len(pending))
+            retry: list[_Pending] = []
+            for p in pending:
+                retry += await self._request([p], report)
+            return retry
+        for p in pending:
+            p.code, p.reason = code, reason
+        if kind is FailureKind.REJECTED:
+            report.failed.extend(p.failed(sender_fault=True) for p in pending)
+            return []
+        if kind is FailureKind.THROTTLED:
+            report.throttled += 1
+        log.debug("request failed (%s), %d entries to retry", code, len(pending))
+        return pending
+
+    def _sort_entries(
+        self, response: dict[str, object], pending: list[_Pending], report: SendResult
+    ) -> list[_Pending]:
+        by_id = {str(i): p for i, p in enumerate(pending)}
+        for entry in _entries(response, "Successful"):
+            p = by_id.pop(str(entry.get("Id")), None)
+            if p is not None:
+                report.delivered.append(
+                    Delivered(
+                        record=p.message.record,
+                        index=p.message.index,
+                        message_id=str(entry.get("MessageId")),
+                        attempts=p.attempts,
+                        sequence_number=_optional_str(entry.get("SequenceNumber")),
+                    )
+                )
+                report.bytes_delivered += p.message.size
+        retry = []
+        for entry in _entries(response, "Failed"):
+            p = by_id.pop(str(entry.get("Id")), None)
+            if p is None:
+                continue
+            p.code = str(entry.get("Code") or "Unknown")
+            p.reason = str(entry.get("Message") or "")
+            if entry.get("SenderFault"):
+                report.failed.append(p.failed(sender_fault=True))
+            else:
+                retry.append(p)
+                if is_throttling_entry(p.code):
+                    report.throttled += 1
+        for p in by_id.values():
+            p.code = MISSING_RESULT
+            p.reason = "the response listed this entry neither as successful nor as failed"
+            retry.append(p)
+        return retry
+
+
+def _entries(response: dict[str, object], key: str) -> list[dict[str, object]]:
+    entries = response.get(key) or []
+    return entries if isinstance(entries, list) else []
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,64 @@
+"""Exceptions raised by sqs_async.
+
+Per-message problems are never raised: they come back as `Failed` results. Exceptions are for
+conditions under which no message of the send can succeed::
+
+    SqsAsyncError               base of everything raised here; `.retryable` says if trying
+     |                          the same call again later can help
+     +-- SqsClientError         the queue rejects every request: it does not exist, access is
+     |                          denied, credentials are missing or wrong (`.code` holds the
+     |                          AWS error code); retrying will not help
+     +-- SqsUnavailableError    SQS could not be reached for a call the sender cannot do
+                                without (resolving a queue name), after every attempt;
+                                retrying later may help
+
+Bad configuration raises the standard `ValueError` / `TypeError` at construction.
+"""
+
+from __future__ import annotations
+
+
+class SqsAsyncError(Exception):
+    """Base class for errors raised by sqs_async."""
+
+    retryable: bool = False
+
+
+class SqsClientError(SqsAsyncError):
+    """A request that can never succeed for this queue; retrying will not help."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, code: str = "ClientError") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SqsUnavailableError(SqsAsyncError):
+    """SQS stayed unreachable or overloaded through every attempt; try again later."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, code: str = "Unavailable") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_HINTS = {
+    "AWS.SimpleQueueService.NonExistentQueue": "check the queue name or URL, the region and "
+    "the endpoint",
+    "QueueDoesNotExist": "check the queue name or URL, the region and the endpoint",
+    "AccessDenied": "the credentials in use need sqs:SendMessage (and sqs:GetQueueUrl for a "
+    "queue name) on this queue",
+    "AccessDeniedException": "the credentials in use need sqs:SendMessage (and sqs:GetQueueUrl "
+    "for a queue name) on this queue",
+    "NoCredentialsError": "no AWS credentials were found: configure the standard AWS chain "
+    "(environment, ~/.aws, instance or task role) or pass them explicitly",
+    "NoRegionError": "no AWS region was found: set region_name or AWS_DEFAULT_REGION",
+}
+
+
+def explain(code: str, detail: str, queue: str) -> str:
+    """A message a person can act on for a failure that affects the whole queue."""
+    hint = _HINTS.get(code, "check the credentials, the region and the queue")
+    return f"SQS refused requests to {queue}: {code}: {detail} ({hint})"

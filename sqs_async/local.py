@@ -1,0 +1,76 @@
+"""An SQS-compatible server on 127.0.0.1 for demos and tests (moto's server, in a thread).
+
+moto's in-process `mock_aws` cannot serve aiobotocore clients, so a real HTTP endpoint is
+needed. It listens on loopback only and on a free port unless one is given. moto is a test
+dependency (`pip install sqs-async[test]`), imported only when a server starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.request
+from types import TracebackType
+from typing import Any
+
+# Credentials and region that the local server accepts; they reach no AWS account.
+LOCAL_CREDENTIALS = {
+    "region_name": "us-east-1",
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+}
+
+
+class LocalSqsServer:
+    """moto's server on 127.0.0.1; `endpoint_url` is set once it has started.
+
+    `with LocalSqsServer() as server:` starts and stops it; `reset()` forgets all queues.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._server: Any = None
+        self.endpoint_url: str = ""
+
+    def start(self) -> str:
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "the local SQS server needs moto: pip install 'sqs-async[test]'"
+            ) from exc
+        # One request log line per call would drown the caller's own logs.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        self._server = server
+        self.endpoint_url = f"http://{host}:{port}"
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def reset(self) -> None:
+        """Delete every queue and message (moto's reset API)."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+
+    @property
+    def client_settings(self) -> dict[str, str]:
+        """Keyword settings that point a sender or client at this server."""
+        return {"endpoint_url": self.endpoint_url, **LOCAL_CREDENTIALS}
+
+    def __enter__(self) -> LocalSqsServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

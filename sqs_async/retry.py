@@ -1,0 +1,170 @@
+"""The retry policy, and which failures are worth retrying.
+
+tenacity owns every retry (botocore's own retries are switched off), so `max_trials` is the
+exact number of attempts an entry gets. Three kinds of failure:
+
+* transient: throttling, 5xx, timeouts, connection errors, and entries SQS marks
+  `SenderFault=false`: retried with exponential backoff and jitter;
+* rejected: the request or entry itself is wrong (4xx, `SenderFault=true`): never retried;
+* fatal: the queue refuses everything (missing, access denied, bad credentials): raised at
+  once as `SqsClientError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.retries.standard import (
+    RetryContext,
+    ThrottledRetryableChecker,
+    TransientRetryableChecker,
+)
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+_FATAL_CODES = frozenset(
+    {
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "AWS.SimpleQueueService.QueueDeletedRecently",
+        "QueueDeletedRecently",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "InvalidSecurity",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "OptInRequired",
+        "InvalidAddress",
+    }
+)
+# Throttling codes that botocore's generic list does not carry.
+_EXTRA_THROTTLING_CODES = frozenset({"KMS.ThrottlingException", "RequestThrottled"})
+_throttled_checker = ThrottledRetryableChecker()
+_transient_checker = TransientRetryableChecker()
+
+
+class FailureKind(enum.Enum):
+    TRANSIENT = "transient"
+    THROTTLED = "throttled"
+    REJECTED = "rejected"
+    FATAL = "fatal"
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of `exc`, or its class name when it has none."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return str(error.get("QueryErrorCode") or error.get("Code") or "ClientError")
+    return type(exc).__name__
+
+
+def classify(exc: BaseException) -> FailureKind:
+    """Say what a whole-request failure means for the entries of that request."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        codes = {error.get("Code"), error.get("QueryErrorCode")}
+        if codes & _FATAL_CODES:
+            return FailureKind.FATAL
+        context = RetryContext(attempt_number=1, parsed_response=exc.response)
+        if codes & _EXTRA_THROTTLING_CODES or _throttled_checker.is_retryable(context):
+            return FailureKind.THROTTLED
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status == 429:
+            return FailureKind.THROTTLED
+        if status >= 500 or _transient_checker.is_retryable(context):
+            return FailureKind.TRANSIENT
+        return FailureKind.REJECTED
+    context = RetryContext(attempt_number=1, caught_exception=exc)
+    if isinstance(exc, TimeoutError | OSError) or _transient_checker.is_retryable(context):
+        return FailureKind.TRANSIENT
+    if isinstance(exc, BotoCoreError):
+        # Missing credentials or region, bad parameters: the same call will fail again.
+        return FailureKind.FATAL
+    return FailureKind.REJECTED
+
+
+def is_transient(exc: BaseException) -> bool:
+    return classify(exc) in (FailureKind.TRANSIENT, FailureKind.THROTTLED)
+
+
+def is_throttling_entry(code: str) -> bool:
+    """Whether a per-entry error code means throttling (for example KMS throttling)."""
+    return code in _EXTRA_THROTTLING_CODES or "Throttl" in code
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How often and how patiently a failed entry is sent again.
+
+    `max_trials` counts every attempt, the first included (1 means no retry). Between attempts
+    the wait is `initial_backoff * 2**(attempt-1)` plus up to `jitter` seconds at random,
+    capped at `max_backoff`.
+    """
+
+    max_trials: int = 3
+    initial_backoff: float = 0.1
+    max_backoff: float = 10.0
+    jitter: float = 0.1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_trials, bool) or not isinstance(self.max_trials, int):
+            raise TypeError(f"RetryPolicy.max_trials must be an int, got {self.max_trials!r}")
+        if self.max_trials < 1:
+            raise ValueError(f"RetryPolicy.max_trials must be at least 1, got {self.max_trials}")
+        for name in ("initial_backoff", "max_backoff", "jitter"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
+
+    def retrying(
+        self, *, sleep: Sleep, on_give_up: Callable[[RetryCallState], Any]
+    ) -> AsyncRetrying:
+        """A fresh `AsyncRetrying` for one batch (its statistics must not be shared).
+
+        An attempt returns the entries still to retry (empty when done): a partial failure is
+        a result, not an exception. `on_give_up` receives the final state.
+        """
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_trials),
+            wait=self._wait(),
+            retry=retry_if_result(bool),
+            retry_error_callback=on_give_up,
+            sleep=sleep,
+        )
+
+    def retrying_call(self, *, sleep: Sleep) -> AsyncRetrying:
+        """A fresh `AsyncRetrying` for a single call that retries transient exceptions."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_trials),
+            wait=self._wait(),
+            retry=retry_if_exception(is_transient),
+            sleep=sleep,
+            reraise=True,
+        )
+
+    def _wait(self) -> wait_exponential_jitter:
+        return wait_exponential_jitter(
+            multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.jitter
+        )
+
+
+async def default_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)

@@ -1,0 +1,102 @@
+"""Fixtures: a real SQS-compatible server (moto's) on 127.0.0.1, fresh queues, read-back."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from sqs_async import LocalSqsServer
+from sqs_async.local import LOCAL_CREDENTIALS
+
+_queue_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def sqs_server() -> Iterator[LocalSqsServer]:
+    with LocalSqsServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(sqs_server: LocalSqsServer) -> Iterator[LocalSqsServer]:
+    """The session's server, emptied after each test."""
+    yield sqs_server
+    sqs_server.reset()
+
+
+@pytest.fixture
+def settings(server: LocalSqsServer) -> dict[str, Any]:
+    """Keyword settings that point an SqsSender at the local server."""
+    return dict(server.client_settings)
+
+
+@pytest.fixture
+def sync_client(server: LocalSqsServer) -> Any:
+    return boto3.client("sqs", endpoint_url=server.endpoint_url, **LOCAL_CREDENTIALS)
+
+
+@pytest.fixture
+def queue_url(sync_client: Any) -> str:
+    return make_queue(sync_client)
+
+
+def make_queue(sync_client: Any, **attributes: str) -> str:
+    name = f"test-{next(_queue_numbers)}"
+    if attributes.get("FifoQueue") == "true":
+        name += ".fifo"
+    return str(sync_client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
+
+
+def drain(sync_client: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Receive and delete every visible message (deleting keeps moto's receive fast)."""
+    messages: list[dict[str, Any]] = []
+    for _ in range(100_000):  # bounded: a queue in a test never holds that many
+        response = sync_client.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=600,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        )
+        batch = response.get("Messages", [])
+        if not batch:
+            return messages
+        messages.extend(batch)
+        sync_client.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+    raise AssertionError("queue did not run dry")
+
+
+def bodies(sync_client: Any, queue_url: str) -> list[str]:
+    return [message["Body"] for message in drain(sync_client, queue_url)]
+
+
+@pytest.fixture
+async def real_client(server: LocalSqsServer) -> Any:
+    """An open aiobotocore SQS client on the local server, for wrapping with faults."""
+    from aiobotocore.session import get_session
+
+    async with get_session().create_client("sqs", **server.client_settings) as client:
+        yield client
+
+
+class RecordingSleep:
+    """Stands in for asyncio.sleep between retries: records the waits, returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def sleep() -> RecordingSleep:
+    return RecordingSleep()

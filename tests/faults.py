@@ -1,0 +1,100 @@
+"""A fault-injecting wrapper around the real aiobotocore client, for faults moto cannot make.
+
+Entries are told apart by their body. `entry_fault(body, attempt)` may return an error code
+to fail that entry on that attempt (attempt counts from 1 per body); `request_fault(call)`
+may return an exception to raise instead of sending (call counts from 1), or "hang" to never
+answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from sqs_async.client import SqsClient
+
+EntryFault = Callable[[str, int], "tuple[str, bool] | None"]
+RequestFault = Callable[[int], "BaseException | str | None"]
+
+
+def client_error(code: str, status: int = 400, operation: str = "SendMessageBatch") -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        operation,
+    )
+
+
+class FaultyClient:
+    """Forwards to a real client, failing what the test asks it to."""
+
+    def __init__(
+        self,
+        inner: SqsClient,
+        *,
+        entry_fault: EntryFault | None = None,
+        request_fault: RequestFault | None = None,
+        reverse_results: bool = False,
+        delay: float = 0.0,
+    ) -> None:
+        self.inner = inner
+        self.entry_fault = entry_fault
+        self.request_fault = request_fault
+        self.reverse_results = reverse_results
+        self.delay = delay
+        self.calls: list[list[str]] = []
+        self.tries: Counter[str] = Counter()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        entries = kwargs["Entries"]
+        self.calls.append([entry["MessageBody"] for entry in entries])
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            fault = self.request_fault(len(self.calls)) if self.request_fault else None
+            if fault == "hang":
+                await asyncio.sleep(3600)
+            if isinstance(fault, BaseException):
+                raise fault
+            return await self._send(kwargs["QueueUrl"], entries)
+        finally:
+            self.in_flight -= 1
+
+    async def _send(self, queue_url: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        failed, passed = [], []
+        for entry in entries:
+            body = entry["MessageBody"]
+            self.tries[body] += 1
+            fault = self.entry_fault(body, self.tries[body]) if self.entry_fault else None
+            if fault is None:
+                passed.append(entry)
+            else:
+                code, sender_fault = fault
+                failed.append(
+                    {"Id": entry["Id"], "SenderFault": sender_fault, "Code": code, "Message": code}
+                )
+        response: dict[str, Any] = {"Successful": [], "Failed": failed}
+        if passed:
+            real = await self.inner.send_message_batch(QueueUrl=queue_url, Entries=passed)
+            response["Successful"] = real.get("Successful", [])
+            response["Failed"] = failed + real.get("Failed", [])
+        if self.reverse_results:
+            response["Successful"].reverse()
+            response["Failed"].reverse()
+        return response
+
+    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]:
+        return await self.inner.get_queue_url(**kwargs)
+
+    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
+        return await self.inner.get_queue_attributes(**kwargs)
