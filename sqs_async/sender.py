@@ -166,7 +166,7 @@ class SqsSender:
             return await client.get_queue_url(QueueName=name)
 
         try:
-            response = await retrying(look_up)
+            response: dict[str, Any] = await retrying(look_up)
         except Exception as exc:
             code = error_code(exc)
             message = explain(code, str(exc), f"queue {name!r}")

@@ -69,7 +69,9 @@ def drain(sync_client: Any, queue_url: str) -> list[dict[str, Any]]:
         messages.extend(batch)
         sync_client.delete_message_batch(
             QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)
+            ],
         )
     raise AssertionError("queue did not run dry")
 

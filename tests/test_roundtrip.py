@@ -66,8 +66,11 @@ async def test_round_trip_of_1000_mixed_messages(
         record = delivered.record
         if isinstance(record, dict) and "MessageAttributes" in record:
             got = {
-                name: {k: v for k, v in value.items() if k in ("DataType", "StringValue",
-                                                              "BinaryValue")}
+                name: {
+                    k: v
+                    for k, v in value.items()
+                    if k in ("DataType", "StringValue", "BinaryValue")
+                }
                 for name, value in message["MessageAttributes"].items()
             }
             assert got == record["MessageAttributes"]
@@ -85,8 +88,9 @@ async def test_queue_name_is_resolved_once(
     assert sorted(m["Body"] for m in drain(sync_client, queue_url)) == ["a", "b", "c"]
 
 
-async def test_async_iterable_input(settings: dict[str, Any], sync_client: Any,
-                                    queue_url: str) -> None:
+async def test_async_iterable_input(
+    settings: dict[str, Any], sync_client: Any, queue_url: str
+) -> None:
     async def produce() -> Any:
         for i in range(25):
             yield f"m{i}"
