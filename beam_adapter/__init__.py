@@ -1,0 +1,20 @@
+"""beam_adapter: Apache Beam transforms over the sqs_async engine.
+
+A drop-in replacement for `sqs_pyio`: change `from sqs_pyio.io import WriteToSqs` to
+`from beam_adapter import WriteToSqs`.
+
+Public API::
+
+    WriteToSqs       the sink; failed records on a tagged output
+    SqsOptions       the pipeline flags (--aws_access_key_id, --endpoint_url, ...)
+    SqsClientError   raised when the queue refuses every request
+    LocalSqsServer   an SQS-compatible server on 127.0.0.1 for pipeline tests
+    METRICS_NAMESPACE
+"""
+
+from sqs_async import LocalSqsServer, SqsClientError
+
+from .options import SqsOptions
+from .sink import METRICS_NAMESPACE, WriteToSqs
+
+__all__ = ["METRICS_NAMESPACE", "LocalSqsServer", "SqsClientError", "SqsOptions", "WriteToSqs"]

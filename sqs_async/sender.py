@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from types import TracebackType
@@ -39,7 +39,8 @@ class SqsSender:
     Settings are the fields of `SenderConfig`, given as keywords or as a `config`. `client`
     is borrowed: an open aiobotocore SQS client (or anything with the same async methods) that
     the sender uses and never closes. Without it the sender opens its own client on the
-    running loop and closes it on exit. `sleep` replaces `asyncio.sleep` between retries.
+    running loop and closes it on exit. `client_wrapper` wraps whichever client is used (tests
+    inject faults with it). `sleep` replaces `asyncio.sleep` between retries.
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class SqsSender:
         config: SenderConfig | None = None,
         *,
         client: SqsClient | None = None,
+        client_wrapper: Callable[[SqsClient], SqsClient] | None = None,
         sleep: Sleep = default_sleep,
         **settings: Any,
     ) -> None:
@@ -56,6 +58,7 @@ class SqsSender:
             config = replace(config, **settings)
         self.config = config
         self._borrowed_client = client
+        self._client_wrapper = client_wrapper
         self._sleep = sleep
         self._stack: AsyncExitStack | None = None
         self._dispatcher: Dispatcher | None = None
@@ -97,6 +100,8 @@ class SqsSender:
         stack = AsyncExitStack()
         try:
             client = self._borrowed_client or await open_client(self.config, stack)
+            if self._client_wrapper is not None:
+                client = self._client_wrapper(client)
             queue_url = self.config.queue_url or await self._resolve_queue_url(client)
             self._traits = await read_queue_traits(
                 client, queue_url, self.config.max_message_bytes, self.config.max_request_bytes
@@ -121,12 +126,15 @@ class SqsSender:
         if stack is not None:
             await stack.aclose()
 
-    async def send(self, messages: Iterable[Any] | AsyncIterable[Any]) -> SendResult:
+    async def send(
+        self, messages: Iterable[Any] | AsyncIterable[Any], *, log_level: int = logging.INFO
+    ) -> SendResult:
         """Send every message; return each one as `Delivered` or `Failed`.
 
         Invalid messages fail without a request; the rest are packed into batches and sent
         concurrently. Raises `SqsClientError` when the queue refuses all requests (it does
-        not exist, access is denied), since then no message can be delivered.
+        not exist, access is denied), since then no message can be delivered. The summary line
+        is logged at `log_level` (callers that sum up several sends pass DEBUG).
         """
         dispatcher = self._dispatcher
         if dispatcher is None:
@@ -148,7 +156,8 @@ class SqsSender:
                     (await dispatcher.submit(batch, group)).add_done_callback(result.absorb)
         except* SqsClientError as errors:
             raise errors.exceptions[0] from None
-        log.info(
+        log.log(
+            log_level,
             "total %d, succeeded %d, failed %d",
             result.total,
             len(result.delivered),

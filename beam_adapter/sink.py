@@ -1,0 +1,264 @@
+"""`WriteToSqs`: the Beam sink. A thin adapter: the engine does validation, batching,
+concurrency and retries; this module maps Beam's DoFn lifecycle onto it and routes what could
+not be delivered to a tagged output.
+
+Cost model: each DoFn instance opens one `SqsSender` (one aiobotocore client with
+`max_in_flight` connections) in `setup` and reuses it for every bundle. It buffers up to
+`buffer_size` messages, then sends them as concurrent 10-message requests, and sends the rest
+in `finish_bundle`. Concurrency multiplies: a worker running T threads with this transform can
+have T x `max_in_flight` requests in flight; size `max_in_flight` against that and the queue's
+quotas. One client per DoFn instance, not one per process: instances never wait on each
+other's requests or share a connection pool's limit, and nothing needs reference counting
+across threads (Beam does not promise `teardown`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics.metric import Metrics
+from apache_beam.pvalue import PCollection, TaggedOutput
+from apache_beam.transforms.display import DisplayDataItem
+from apache_beam.utils.windowed_value import WindowedValue
+
+from sqs_async import Delivered, Failed, SenderConfig, SendResult, SqsSender
+from sqs_async.client import SqsClient
+from sqs_async.config import SQS_MAX_BYTES
+
+from . import runtime
+from .options import SqsOptions
+
+log = logging.getLogger("beam_adapter")
+
+METRICS_NAMESPACE = "sqs_async"
+DEFAULT_BUFFER_SIZE = 1000
+
+
+def records_of(element: Any) -> list[Any]:
+    """The messages in an element: a list, a `(key, list)` pair, or one message."""
+    if isinstance(element, tuple) and len(element) == 2 and isinstance(element[1], list | tuple):
+        return list(element[1])
+    if isinstance(element, list | tuple):
+        return list(element)
+    return [element]
+
+
+def failed_record(failed: Failed, append_error: bool) -> Any:
+    """The record as the failed output carries it (the seed's shape).
+
+    With `append_error`, a mapping gains an `error` key `{"Id", "SenderFault", "Code",
+    "Message"}` (its own `Id`); any other record is wrapped as `{"MessageBody": record}` first.
+    """
+    if not append_error:
+        return failed.record
+    record = failed.record
+    base = dict(record) if isinstance(record, Mapping) else {"MessageBody": record}
+    base["error"] = {
+        "Id": base.get("Id"),
+        "SenderFault": failed.sender_fault,
+        "Code": failed.code,
+        "Message": failed.message,
+    }
+    return base
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        counter = lambda name: Metrics.counter(METRICS_NAMESPACE, name)  # noqa: E731
+        self.sent = counter("messages_sent")
+        self.failed = counter("messages_failed")
+        self.retried = counter("messages_retried")
+        self.throttled = counter("throttled")
+        self.batches = counter("batches")
+        self.bytes = counter("bytes_sent")
+        self.latency = Metrics.distribution(METRICS_NAMESPACE, "batch_latency_ms")
+
+    def record(self, result: SendResult) -> None:
+        self.sent.inc(len(result.delivered))
+        self.failed.inc(len(result.failed))
+        for failed in result.failed:
+            Metrics.counter(METRICS_NAMESPACE, f"failed_{failed.code}").inc()
+        self.retried.inc(result.retried)
+        self.throttled.inc(result.throttled)
+        self.batches.inc(result.requests)
+        self.bytes.inc(result.bytes_delivered)
+        for seconds in result.latencies:
+            self.latency.update(int(seconds * 1000))
+
+
+class _WriteToSqsFn(beam.DoFn):
+    """Buffers messages with their window and timestamp and sends them through the engine."""
+
+    def __init__(
+        self,
+        config: SenderConfig,
+        *,
+        append_error: bool,
+        failed_output: str,
+        emit_delivered: bool,
+        buffer_size: int,
+        client_wrapper: Callable[[SqsClient], SqsClient] | None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.append_error = append_error
+        self.failed_output = failed_output
+        self.emit_delivered = emit_delivered
+        self.buffer_size = buffer_size
+        self.client_wrapper = client_wrapper
+        # Live objects are created in setup: the DoFn must stay picklable.
+        self._sender: SqsSender | None = None
+        self._buffer: list[tuple[Any, Any, Any]] = []
+        self._totals = [0, 0]
+
+    def display_data(self) -> dict[str, Any]:
+        return {
+            "queue": DisplayDataItem(
+                self.config.queue_url or self.config.queue_name, label="SQS queue"
+            ),
+            "max_in_flight": self.config.max_in_flight,
+            "max_trials": self.config.retry.max_trials,
+        }
+
+    def setup(self) -> None:
+        self._metrics = _Metrics()
+        sender = SqsSender(self.config, client_wrapper=self.client_wrapper)
+        runtime.run(sender.open())
+        self._sender = sender
+
+    def start_bundle(self) -> None:
+        self._buffer = []
+        self._totals = [0, 0]
+        self._started = time.monotonic()
+
+    def process(
+        self,
+        element: Any,
+        timestamp: Any = beam.DoFn.TimestampParam,
+        window: Any = beam.DoFn.WindowParam,
+    ) -> Iterator[Any]:
+        for record in records_of(element):
+            self._buffer.append((record, timestamp, window))
+            if len(self._buffer) >= self.buffer_size:
+                yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._flush()
+        delivered, failed = self._totals
+        if delivered or failed:
+            log.info(
+                "bundle: total %d, succeeded %d, failed %d in %.2fs",
+                delivered + failed,
+                delivered,
+                failed,
+                time.monotonic() - self._started,
+            )
+
+    def teardown(self) -> None:
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            runtime.run(sender.close())
+
+    def _flush(self) -> Iterator[Any]:
+        buffer, self._buffer = self._buffer, []
+        if not buffer or self._sender is None:
+            return
+        result = runtime.run(
+            self._sender.send([record for record, _, _ in buffer], log_level=logging.DEBUG)
+        )
+        self._metrics.record(result)
+        self._totals[0] += len(result.delivered)
+        self._totals[1] += len(result.failed)
+        for failed in result.failed:
+            _, timestamp, window = buffer[failed.index]
+            value = failed_record(failed, self.append_error)
+            yield TaggedOutput(self.failed_output, WindowedValue(value, timestamp, (window,)))
+        if self.emit_delivered:
+            for delivered in result.delivered:
+                _, timestamp, window = buffer[delivered.index]
+                yield WindowedValue(delivery_record(delivered), timestamp, (window,))
+
+
+def delivery_record(delivered: Delivered) -> dict[str, Any]:
+    return {"record": delivered.record, "MessageId": delivered.message_id}
+
+
+class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
+    """Write messages to an SQS queue; what cannot be delivered goes to a tagged output.
+
+    Elements are lists of messages, `(key, list)` pairs (as `GroupIntoBatches` makes), or
+    single messages; a message is a `str` body or a mapping of SQS entry fields. No
+    `BatchElements` step is needed: the engine packs requests itself.
+
+    Returns the `with_outputs` result: `output[failed_output]` holds each undeliverable or
+    invalid record in its element's window (with an `error` dict when `append_error`), and the
+    main output (`output[None]`) is empty unless `emit_delivered`, in which case it carries
+    `{"record": ..., "MessageId": ...}` per delivered message.
+
+    Connection settings come from `SqsOptions` flags unless given here; keywords not named
+    below are `SenderConfig` fields (`retry`, `max_request_bytes`, `connect_timeout`, ...).
+    A queue that refuses every request (missing, access denied) fails the pipeline with
+    `SqsClientError`.
+    """
+
+    FAILED_OUTPUT = "write-to-sqs-failed-output"
+
+    def __init__(
+        self,
+        queue_name: str | None = None,
+        max_trials: int = 3,
+        append_error: bool = True,
+        failed_output: str = FAILED_OUTPUT,
+        *,
+        queue_url: str | None = None,
+        max_in_flight: int = 16,
+        max_message_bytes: int | None = None,
+        max_request_bytes: int = SQS_MAX_BYTES,
+        emit_delivered: bool = False,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        client_wrapper: Callable[[SqsClient], SqsClient] | None = None,
+        **sender_settings: Any,
+    ) -> None:
+        super().__init__()
+        if not isinstance(buffer_size, int) or buffer_size < 1:
+            raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
+        # Checked now, at pipeline construction, not later on a worker.
+        self._config = SenderConfig(
+            queue_name=queue_name,
+            queue_url=queue_url,
+            max_trials=max_trials,
+            max_in_flight=max_in_flight,
+            max_message_bytes=max_message_bytes,
+            max_request_bytes=max_request_bytes,
+            **sender_settings,
+        )
+        self._explicit = set(sender_settings)
+        self.append_error = append_error
+        self.failed_output = failed_output
+        self.emit_delivered = emit_delivered
+        self.buffer_size = buffer_size
+        self.client_wrapper = client_wrapper
+
+    def expand(self, pcoll: PCollection[Any]) -> Any:
+        options = pcoll.pipeline.options
+        config = self._config
+        if options is not None:
+            from_flags = options.view_as(SqsOptions).sender_settings()
+            config = replace(
+                config, **{k: v for k, v in from_flags.items() if k not in self._explicit}
+            )
+        return pcoll | "SendToSqs" >> beam.ParDo(
+            _WriteToSqsFn(
+                config,
+                append_error=self.append_error,
+                failed_output=self.failed_output,
+                emit_delivered=self.emit_delivered,
+                buffer_size=self.buffer_size,
+                client_wrapper=self.client_wrapper,
+            )
+        ).with_outputs(self.failed_output, main=None)
