@@ -234,9 +234,10 @@ def test_metrics_with_failures(server: LocalSqsServer, sync_client: Any, queue_u
 def test_missing_queue_fails_the_pipeline_with_an_actionable_error(
     server: LocalSqsServer,
 ) -> None:
+    pipeline = beam.Pipeline(options=options(server))
+    _ = pipeline | beam.Create(["x"]) | WriteToSqs(queue_name="no-such-queue")
     with pytest.raises(Exception, match="no-such-queue") as raised:
-        with beam.Pipeline(options=options(server)) as p:
-            _ = p | beam.Create(["x"]) | WriteToSqs(queue_name="no-such-queue")
+        pipeline.run().wait_until_finish()
     assert "SqsClientError" in repr(raised.value) or isinstance(raised.value, SqsClientError)
 
 
