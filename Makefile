@@ -21,7 +21,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/python examples/engine_demo.py
+	$(BIN)/python examples/pipeline.py --local
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

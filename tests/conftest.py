@@ -14,6 +14,10 @@ from sqs_async.local import LOCAL_CREDENTIALS
 
 _queue_numbers = itertools.count()
 
+# The DirectRunner's batch engine, named directly: DirectRunner itself first tries the Prism
+# runner, which downloads a binary from GitHub (no network here, nor should tests need one).
+LOCAL_RUNNER = "--runner=FnApiRunner"
+
 
 @pytest.fixture(scope="session")
 def sqs_server() -> Iterator[LocalSqsServer]:

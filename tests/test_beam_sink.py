@@ -20,7 +20,7 @@ from apache_beam.transforms.util import BatchElements, GroupIntoBatches
 from beam_adapter import METRICS_NAMESPACE, SqsClientError, WriteToSqs
 from sqs_async import LocalSqsServer
 
-from .conftest import bodies
+from .conftest import LOCAL_RUNNER, bodies
 from .faults import FaultyClient
 
 FAILED = WriteToSqs.FAILED_OUTPUT
@@ -33,6 +33,7 @@ def options(server: LocalSqsServer, *extra: str) -> PipelineOptions:
             "--region_name=us-east-1",
             "--aws_access_key_id=testing",
             "--aws_secret_access_key=testing",
+            LOCAL_RUNNER,
             *extra,
         ]
     )

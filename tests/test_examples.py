@@ -1,0 +1,30 @@
+"""The examples run as a user would run them (each starts its own local server)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name: str, *args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return completed.stdout
+
+
+def test_seed_pipeline_example_reports_100_messages() -> None:
+    out = run_example("pipeline.py", "--local")
+    assert "100 messages are found approximately!" in out.splitlines()
+
+
+def test_engine_demo_reads_back_what_it_sent() -> None:
+    out = run_example("engine_demo.py", "--count", "50")
+    assert "50 messages delivered, 50 read back" in out
