@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections import Counter
@@ -296,3 +297,51 @@ def test_invalid_elements_do_not_fail_the_pipeline(
             equal_to([(1, "InvalidMessageBody"), (None, "InvalidRecord"), (3.5, "InvalidRecord")]),
         )
     assert bodies(sync_client, queue_url) == ["2"]
+
+
+class _CountingFake:
+    """Accepts every entry after a short delay, recording the peak of requests in flight.
+
+    Stands in for the client (the wrapped real one is only used to open the sender), so a
+    10,000-message bundle does not crawl through moto.
+    """
+
+    peak = 0
+    requests = 0
+    in_flight = 0
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        cls = type(self)
+        cls.requests += 1
+        cls.in_flight += 1
+        cls.peak = max(cls.peak, cls.in_flight)
+        try:
+            await asyncio.sleep(0.005)
+        finally:
+            cls.in_flight -= 1
+        return {"Successful": [{"Id": e["Id"], "MessageId": "m"} for e in kwargs["Entries"]]}
+
+    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]:
+        return await self.inner.get_queue_url(**kwargs)
+
+    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
+        return await self.inner.get_queue_attributes(**kwargs)
+
+
+def test_a_bundle_of_single_messages_is_sent_concurrently(
+    server: LocalSqsServer, queue_url: str
+) -> None:
+    p = beam.Pipeline(options=options(server))
+    _ = (
+        p
+        | beam.Create([f"m{i}" for i in range(10_000)])
+        | WriteToSqs(queue_url=queue_url, max_in_flight=8, client_wrapper=_CountingFake)
+    )
+    result = p.run()
+    result.wait_until_finish()
+    assert counters(result)["messages_sent"] == 10_000
+    assert _CountingFake.requests == 1000
+    assert _CountingFake.peak == 8
