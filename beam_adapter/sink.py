@@ -9,7 +9,9 @@ in `finish_bundle`. Concurrency multiplies: a worker running T threads with this
 have T x `max_in_flight` requests in flight; size `max_in_flight` against that and the queue's
 quotas. One client per DoFn instance, not one per process: instances never wait on each
 other's requests or share a connection pool's limit, and nothing needs reference counting
-across threads (Beam does not promise `teardown`).
+across threads (Beam does not promise `teardown`). The buffer defaults to
+max(1000, 100 x `max_in_flight`) messages: a flush waits for its slowest request, and 100
+requests per slot keep that tail short.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from .options import SqsOptions
 log = logging.getLogger("beam_adapter")
 
 METRICS_NAMESPACE = "sqs_async"
-DEFAULT_BUFFER_SIZE = 1000
+# A flush waits for its slowest request: 100 requests' worth per slot keeps that tail small.
+MIN_BUFFER_SIZE = 1000
+BUFFERED_REQUESTS_PER_SLOT = 100
 
 
 def records_of(element: Any) -> list[Any]:
@@ -79,7 +83,7 @@ class _Metrics:
         self.latency = Metrics.distribution(METRICS_NAMESPACE, "batch_latency_ms")
 
     def record(self, result: SendResult) -> None:
-        self.sent.inc(len(result.delivered))
+        self.sent.inc(result.delivered_count)
         self.failed.inc(len(result.failed))
         for failed in result.failed:
             Metrics.counter(METRICS_NAMESPACE, f"failed_{failed.code}").inc()
@@ -172,7 +176,7 @@ class _WriteToSqsFn(beam.DoFn):
             self._sender.send([record for record, _, _ in buffer], log_level=logging.DEBUG)
         )
         self._metrics.record(result)
-        self._totals[0] += len(result.delivered)
+        self._totals[0] += result.delivered_count
         self._totals[1] += len(result.failed)
         for failed in result.failed:
             _, timestamp, window = buffer[failed.index]
@@ -220,11 +224,13 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
         max_message_bytes: int | None = None,
         max_request_bytes: int = SQS_MAX_BYTES,
         emit_delivered: bool = False,
-        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        buffer_size: int | None = None,
         client_wrapper: Callable[[SqsClient], SqsClient] | None = None,
         **sender_settings: Any,
     ) -> None:
         super().__init__()
+        if buffer_size is None:
+            buffer_size = max(MIN_BUFFER_SIZE, BUFFERED_REQUESTS_PER_SLOT * max_in_flight)
         if not isinstance(buffer_size, int) or buffer_size < 1:
             raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
         # Checked now, at pipeline construction, not later on a worker.

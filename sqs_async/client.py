@@ -37,6 +37,8 @@ async def open_client(config: SenderConfig, stack: AsyncExitStack) -> SqsClient:
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         retries={"total_max_attempts": 1, "mode": "standard"},
+        # Entries are validated by the engine before any call (validation.py).
+        parameter_validation=False,
     )
     session = get_session()
     client: SqsClient = await stack.enter_async_context(

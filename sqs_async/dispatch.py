@@ -1,10 +1,16 @@
 """Sends batches to one queue: bounded concurrency, retries of only what failed, and an outcome
 for every message.
 
-This is the single place where concurrency is bounded: `submit` waits for one of
-`max_in_flight` slots before it starts a batch, and the batch holds its slot until its last
-attempt is over (backoff included), so throttling slows down intake instead of piling up
-requests. Each batch carries at most one request at a time.
+This is the single place where concurrency is bounded, twice:
+
+* requests: at most `max_in_flight` SendMessageBatch calls at once (a slot is held for the
+  call only, not while a batch backs off before a retry);
+* batches: `submit` waits until fewer than `2 * max_in_flight` batches are alive (in flight or
+  backing off), so input is read only as fast as it is sent, and throttling, which keeps
+  batches alive longer, slows down intake instead of piling up requests.
+
+The first attempt of a batch is made directly; a tenacity `AsyncRetrying` is built only for a
+batch that has something to retry, which most never do.
 """
 
 from __future__ import annotations
@@ -67,21 +73,22 @@ class Dispatcher:
         self._client = client
         self._queue_url = queue_url
         self._policy = policy
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._requests = asyncio.Semaphore(max_in_flight)
+        self._batches = asyncio.Semaphore(2 * max_in_flight)
         self._request_timeout = request_timeout
         self._sleep = sleep
         self._clock = clock
 
     async def submit(self, batch: Batch, group: asyncio.TaskGroup) -> asyncio.Task[SendResult]:
-        """Wait for a free slot, then start sending `batch` as a task of `group`."""
-        await self._slots.acquire()
+        """Wait until a batch may start, then send `batch` as a task of `group`."""
+        await self._batches.acquire()
         try:
             task = group.create_task(self.send_batch(batch.messages))
         except BaseException:
-            self._slots.release()
+            self._batches.release()
             raise
         # A callback, not `finally`: a task cancelled before it starts never runs its body.
-        task.add_done_callback(lambda _: self._slots.release())
+        task.add_done_callback(lambda _: self._batches.release())
         return task
 
     async def send_batch(self, messages: list[OutgoingMessage]) -> SendResult:
@@ -90,21 +97,22 @@ class Dispatcher:
         Raises `SqsClientError` when the queue refuses every request.
         """
         report = SendResult()
-        pending = [_Pending(message) for message in messages]
+        pending = await self._request([_Pending(message) for message in messages], report)
 
-        async def attempt() -> list[_Pending]:
+        async def retry() -> list[_Pending]:
             nonlocal pending
-            if pending[0].attempts:
-                report.retried += len(pending)
+            report.retried += len(pending)
             pending = await self._request(pending, report)
             return pending
 
-        def give_up(state: RetryCallState) -> list[_Pending]:
+        def give_up(_: RetryCallState | None = None) -> list[_Pending]:
             report.failed.extend(p.failed(sender_fault=False) for p in pending)
             return []
 
-        retrying = self._policy.retrying(sleep=self._sleep, on_give_up=give_up)
-        await retrying(attempt)
+        if pending and self._policy.max_trials > 1:
+            await self._policy.retrying(sleep=self._sleep, on_give_up=give_up)(retry)
+        elif pending:
+            give_up()
         log.debug(
             "batch of %d: %d delivered, %d failed, %d requests",
             len(messages),
@@ -122,7 +130,7 @@ class Dispatcher:
         report.requests += 1
         started = self._clock()
         try:
-            async with asyncio.timeout(self._request_timeout):
+            async with self._requests, asyncio.timeout(self._request_timeout):
                 response = await self._client.send_message_batch(
                     QueueUrl=self._queue_url, Entries=entries
                 )
@@ -174,6 +182,7 @@ class Dispatcher:
                         sequence_number=_optional_str(entry.get("SequenceNumber")),
                     )
                 )
+                report.delivered_count += 1
                 report.bytes_delivered += p.message.size
         retry = []
         for entry in _entries(response, "Failed"):

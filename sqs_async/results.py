@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,14 +41,17 @@ class Failed:
 class SendResult:
     """The outcome of one `SqsSender.send`: every input message is in exactly one list.
 
-    The counters describe the requests made: `requests` (SendMessageBatch calls, retries
-    included), `retried` (entries sent again after a transient failure), `throttled`
-    (requests refused for throttling), `bytes_delivered` (message bytes as SQS counts them)
-    and `latencies` (seconds per request).
+    `delivered_count` counts the delivered messages even when `send(keep_delivered=False)`
+    leaves `delivered` empty to keep memory flat. The counters describe the requests made:
+    `requests` (SendMessageBatch calls, retries included), `retried` (entries sent again
+    after a transient failure), `throttled` (throttling errors, per request or entry),
+    `bytes_delivered` (message bytes as SQS counts them) and `latencies` (seconds per
+    request).
     """
 
     delivered: list[Delivered] = field(default_factory=list)
     failed: list[Failed] = field(default_factory=list)
+    delivered_count: int = 0
     requests: int = 0
     retried: int = 0
     throttled: int = 0
@@ -58,15 +60,13 @@ class SendResult:
 
     @property
     def total(self) -> int:
-        return len(self.delivered) + len(self.failed)
+        return self.delivered_count + len(self.failed)
 
-    def absorb(self, task: asyncio.Task[SendResult]) -> None:
-        """Add the result of a finished batch task (a done callback); failures are raised
-        by whoever awaits the task."""
-        if task.cancelled() or task.exception() is not None:
-            return
-        part = task.result()
-        self.delivered.extend(part.delivered)
+    def absorb(self, part: SendResult, *, keep_delivered: bool = True) -> None:
+        """Add the result of one batch."""
+        if keep_delivered:
+            self.delivered.extend(part.delivered)
+        self.delivered_count += part.delivered_count
         self.failed.extend(part.failed)
         self.requests += part.requests
         self.retried += part.retried

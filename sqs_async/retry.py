@@ -137,16 +137,26 @@ class RetryPolicy:
     def retrying(
         self, *, sleep: Sleep, on_give_up: Callable[[RetryCallState], Any]
     ) -> AsyncRetrying:
-        """A fresh `AsyncRetrying` for one batch (its statistics must not be shared).
+        """A fresh `AsyncRetrying` for the retries of one batch whose first attempt is done
+        (its statistics must not be shared across tasks).
 
-        An attempt returns the entries still to retry (empty when done): a partial failure is
-        a result, not an exception. `on_give_up` receives the final state.
+        It waits before each of the remaining `max_trials - 1` attempts. An attempt returns
+        the entries still to retry (empty when done): a partial failure is a result, not an
+        exception. `on_give_up` receives the final state.
         """
+        first_wait = self._wait()
+
+        async def wait_before_first_retry(state: RetryCallState) -> None:
+            if state.attempt_number == 1:
+                await sleep(first_wait(state))
+
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_trials),
-            wait=self._wait(),
+            stop=stop_after_attempt(self.max_trials - 1),
+            # Retry k waits initial * 2**(k-1): tenacity's attempt k is our retry k+1.
+            wait=self._wait(multiplier=2 * self.initial_backoff),
             retry=retry_if_result(bool),
             retry_error_callback=on_give_up,
+            before=wait_before_first_retry,
             sleep=sleep,
         )
 
@@ -160,9 +170,11 @@ class RetryPolicy:
             reraise=True,
         )
 
-    def _wait(self) -> wait_exponential_jitter:
+    def _wait(self, multiplier: float | None = None) -> wait_exponential_jitter:
         return wait_exponential_jitter(
-            multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.jitter
+            multiplier=self.initial_backoff if multiplier is None else multiplier,
+            max=self.max_backoff,
+            jitter=self.jitter,
         )
 
 

@@ -127,13 +127,20 @@ class SqsSender:
             await stack.aclose()
 
     async def send(
-        self, messages: Iterable[Any] | AsyncIterable[Any], *, log_level: int = logging.INFO
+        self,
+        messages: Iterable[Any] | AsyncIterable[Any],
+        *,
+        keep_delivered: bool = True,
+        log_level: int = logging.INFO,
     ) -> SendResult:
         """Send every message; return each one as `Delivered` or `Failed`.
 
         Invalid messages fail without a request; the rest are packed into batches and sent
         concurrently. Raises `SqsClientError` when the queue refuses all requests (it does
-        not exist, access is denied), since then no message can be delivered. The summary line
+        not exist, access is denied), since then no message can be delivered.
+
+        `keep_delivered=False` only counts delivered messages (`result.delivered_count`), so
+        memory stays flat however long the input; failures are always kept. The summary line
         is logged at `log_level` (callers that sum up several sends pass DEBUG).
         """
         dispatcher = self._dispatcher
@@ -141,6 +148,12 @@ class SqsSender:
             raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
         result = SendResult()
         packer = BatchPacker(max_bytes=self.config.max_request_bytes)
+
+        def absorb(task: asyncio.Task[SendResult]) -> None:
+            # Failed or cancelled tasks are raised by the task group.
+            if not task.cancelled() and task.exception() is None:
+                result.absorb(task.result(), keep_delivered=keep_delivered)
+
         try:
             async with asyncio.TaskGroup() as group:
                 async for index, record in _enumerate(messages):
@@ -150,17 +163,17 @@ class SqsSender:
                         continue
                     batch = packer.add(prepared)
                     if batch is not None:
-                        (await dispatcher.submit(batch, group)).add_done_callback(result.absorb)
+                        (await dispatcher.submit(batch, group)).add_done_callback(absorb)
                 batch = packer.flush()
                 if batch is not None:
-                    (await dispatcher.submit(batch, group)).add_done_callback(result.absorb)
+                    (await dispatcher.submit(batch, group)).add_done_callback(absorb)
         except* SqsClientError as errors:
             raise errors.exceptions[0] from None
         log.log(
             log_level,
             "total %d, succeeded %d, failed %d",
             result.total,
-            len(result.delivered),
+            result.delivered_count,
             len(result.failed),
         )
         return result

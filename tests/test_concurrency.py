@@ -73,6 +73,53 @@ async def test_input_is_consumed_lazily() -> None:
         result = await sender.send(messages())
 
     assert len(result.delivered) == 2000
-    # When call n starts, at most the batches in flight plus the one being packed were read.
+    # When call n starts, at most the batches alive (2 x max_in_flight: in flight or backing
+    # off) plus the one being packed were read.
     for n, pulled in enumerate(client.pulled_at_call, start=1):
-        assert pulled <= 10 * (n + max_in_flight) + 10
+        assert pulled <= 10 * (n + 2 * max_in_flight) + 10
+
+
+async def test_a_batch_backing_off_does_not_hold_a_request_slot() -> None:
+    """With max_in_flight=1, a batch waiting to retry lets the next batch's request go."""
+
+    class FailsFirstEntryOnce(SlowFakeClient):
+        async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            entries = kwargs["Entries"]
+            if self.calls == 0:
+                self.calls += 1
+                return {
+                    "Successful": [{"Id": e["Id"], "MessageId": "x"} for e in entries[1:]],
+                    "Failed": [
+                        {
+                            "Id": entries[0]["Id"],
+                            "SenderFault": False,
+                            "Code": "InternalError",
+                            "Message": "try again",
+                        }
+                    ],
+                }
+            return await super().send_message_batch(**kwargs)
+
+    client = FailsFirstEntryOnce(delay=0)
+
+    async def backoff_until_another_request_went(seconds: float) -> None:
+        async with asyncio.timeout(5):  # a held slot would stall the other batch: fail loudly
+            while client.calls < 2:
+                await asyncio.sleep(0.001)
+
+    async with SqsSender(
+        queue_url="https://sqs.test/1/q",
+        client=client,
+        max_in_flight=1,
+        sleep=backoff_until_another_request_went,
+    ) as sender:
+        result = await sender.send(f"m{i}" for i in range(20))
+    assert result.delivered_count == 20 and result.failed == []
+    assert client.calls == 3  # first batch, second batch, then the first batch's retry
+
+
+async def test_keep_delivered_false_counts_without_keeping() -> None:
+    client = SlowFakeClient(delay=0)
+    async with SqsSender(queue_url="https://sqs.test/1/q", client=client) as sender:
+        result = await sender.send((f"m{i}" for i in range(500)), keep_delivered=False)
+    assert result.delivered == [] and result.delivered_count == 500 and result.total == 500

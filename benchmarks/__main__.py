@@ -1,0 +1,115 @@
+"""`python -m benchmarks [--quick] [--out FILE]`: throughput of sqs_async against its peers on one
+endpoint, in one run. Prints a table, writes JSON and a plot under benchmarks/results/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from .harness import (
+    CONTENDERS,
+    HERE,
+    EndpointProcess,
+    Scenario,
+    ScenarioResult,
+    run_contender,
+    run_scenarios,
+)
+from .report import plot, table
+
+QUICK = [
+    Scenario(latency_ms=0, body_bytes=1024, max_in_flight=8),
+    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=1),
+    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=8),
+    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64),
+    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, fail_rate=0.1),
+    Scenario(latency_ms=0, body_bytes=64 * 1024, max_in_flight=8),
+]
+FULL = [
+    *(
+        Scenario(latency_ms=lat, body_bytes=1024, max_in_flight=m)
+        for lat in (0, 50)
+        for m in (1, 8, 64)
+    ),
+    *(
+        Scenario(latency_ms=lat, body_bytes=1024, max_in_flight=64, fail_rate=0.1)
+        for lat in (0, 50)
+    ),
+    *(
+        Scenario(latency_ms=lat, body_bytes=64 * 1024, max_in_flight=m)
+        for lat in (0, 50)
+        for m in (8, 64)
+    ),
+]
+
+
+def memory_check(counts: tuple[int, int]) -> dict[str, float]:
+    """Peak RSS of the engine sending N small messages from a generator, for two N."""
+    scenario = Scenario(latency_ms=0, body_bytes=100, max_in_flight=64, jitter=0)
+    peaks = {}
+    with EndpointProcess() as endpoint:
+        for count in counts:
+            result = run_contender("sqs_async", scenario, endpoint, count)
+            peaks[str(count)] = result.peak_rss_mb
+            print(
+                f"  memory: {count} messages, peak RSS {result.peak_rss_mb:.1f} MB, "
+                f"lost {result.lost}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer scenarios, ~3 minutes")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated subset of " + ",".join(CONTENDERS),
+    )
+    args = parser.parse_args()
+    contenders = tuple(args.contenders.split(","))
+    scenarios = QUICK if args.quick else FULL
+    results: list[ScenarioResult] = run_scenarios(
+        scenarios, seconds=2.0 if args.quick else 6.0, contenders=contenders
+    )
+    memory = memory_check((20_000, 100_000) if args.quick else (100_000, 1_000_000))
+    machine = (
+        f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, {_cpus()} cores"
+    )
+    print(f"\nmachine: {machine}\n")
+    print(table(results))
+    counts = sorted(memory, key=int)
+    print(
+        f"\nmemory (engine, generator input): peak RSS {memory[counts[0]]:.1f} MB for "
+        f"{int(counts[0]):,} messages, {memory[counts[1]]:.1f} MB for {int(counts[1]):,}"
+    )
+    document = {
+        "machine": machine,
+        "memory_peak_rss_mb": memory,
+        "scenarios": [r.as_json() for r in results],
+    }
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(document, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(document, indent=2))
+    png = plot(results, out_dir / "throughput.png")
+    if png:
+        print(f"plot: {png}")
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    main()

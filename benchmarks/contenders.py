@@ -1,0 +1,181 @@
+"""The contenders, each sending N numbered messages to one queue.
+
+Run one per process so CPU and peak memory are its own:
+`python -m benchmarks.contenders NAME '<json job>'` prints a JSON result. `sqs_pyio` runs from
+its own virtual environment (`pyio_contender.py`, no imports from this project).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+CREDENTIALS = {
+    "region_name": "us-east-1",
+    "aws_access_key_id": "bench",
+    "aws_secret_access_key": "bench",
+}
+
+
+def bodies(count: int, body_bytes: int) -> Iterator[str]:
+    """Numbered bodies of `body_bytes` bytes: '<number>:xxxx...'."""
+    for i in range(count):
+        head = f"{i:09d}:"
+        yield head + "x" * max(1, body_bytes - len(head))
+
+
+def run_engine(job: dict[str, Any]) -> dict[str, Any]:
+    from sqs_async import SqsSender
+
+    async def send() -> tuple[int, int]:
+        async with SqsSender(
+            queue_name=job["queue"],
+            endpoint_url=job["endpoint"],
+            max_in_flight=job["max_in_flight"],
+            max_trials=job["max_trials"],
+            **CREDENTIALS,
+        ) as sender:
+            result = await sender.send(
+                bodies(job["messages"], job["body_bytes"]), keep_delivered=False
+            )
+        return result.delivered_count, len(result.failed)
+
+    return _timed(lambda: asyncio.run(send()))
+
+
+def run_aiobotocore_raw(job: dict[str, Any]) -> dict[str, Any]:
+    """Bare `send_message_batch` calls under a semaphore: no validation, no retries."""
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import get_session
+
+    async def send() -> tuple[int, int]:
+        config = AioConfig(
+            max_pool_connections=job["max_in_flight"],
+            retries={"total_max_attempts": 1, "mode": "standard"},
+        )
+        async with get_session().create_client(
+            "sqs", endpoint_url=job["endpoint"], config=config, **CREDENTIALS
+        ) as client:
+            url = (await client.get_queue_url(QueueName=job["queue"]))["QueueUrl"]
+            slots = asyncio.Semaphore(job["max_in_flight"])
+            counts = [0, 0]
+
+            async def one(batch: list[str]) -> None:
+                try:
+                    response = await client.send_message_batch(
+                        QueueUrl=url,
+                        Entries=[{"Id": str(i), "MessageBody": b} for i, b in enumerate(batch)],
+                    )
+                    counts[0] += len(response.get("Successful", []))
+                    counts[1] += len(response.get("Failed", []))
+                except Exception:
+                    counts[1] += len(batch)
+                finally:
+                    slots.release()
+
+            tasks = set()
+            batch: list[str] = []
+            for body in bodies(job["messages"], job["body_bytes"]):
+                batch.append(body)
+                if len(batch) == 10:
+                    await slots.acquire()
+                    task = asyncio.create_task(one(batch))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    batch = []
+            if batch:
+                await slots.acquire()
+                tasks.add(asyncio.create_task(one(batch)))
+            await asyncio.gather(*tasks)
+            return counts[0], counts[1]
+
+    return _timed(lambda: asyncio.run(send()))
+
+
+def run_boto3_sequential(job: dict[str, Any]) -> dict[str, Any]:
+    """One `send_message_batch` after another, failed entries resent up to max_trials."""
+    import boto3
+
+    def send() -> tuple[int, int]:
+        client = boto3.client("sqs", endpoint_url=job["endpoint"], **CREDENTIALS)
+        url = client.get_queue_url(QueueName=job["queue"])["QueueUrl"]
+        delivered = failed = 0
+        batch: list[str] = []
+        for body in [*bodies(job["messages"], job["body_bytes"]), None]:
+            if body is not None:
+                batch.append(body)
+            if len(batch) == 10 or (body is None and batch):
+                entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(batch)]
+                for trial in range(job["max_trials"]):
+                    response = client.send_message_batch(QueueUrl=url, Entries=entries)
+                    delivered += len(response.get("Successful", []))
+                    retry = {f["Id"] for f in response.get("Failed", [])}
+                    entries = [e for e in entries if e["Id"] in retry]
+                    if not entries or trial == job["max_trials"] - 1:
+                        break
+                failed += len(entries)
+                batch = []
+        return delivered, failed
+
+    return _timed(send)
+
+
+def run_beam_adapter(job: dict[str, Any]) -> dict[str, Any]:
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from beam_adapter import WriteToSqs
+
+    def send() -> tuple[int, int]:
+        options = PipelineOptions(
+            ["--runner=FnApiRunner", f"--endpoint_url={job['endpoint']}"]
+            + [f"--{k}={v}" for k, v in CREDENTIALS.items()]
+        )
+        pipeline = beam.Pipeline(options=options)
+        _ = (
+            pipeline
+            | beam.Create(list(bodies(job["messages"], job["body_bytes"])))
+            | WriteToSqs(
+                queue_name=job["queue"],
+                max_in_flight=job["max_in_flight"],
+                max_trials=job["max_trials"],
+            )
+        )
+        result = pipeline.run()
+        result.wait_until_finish()
+        counters = {
+            c.key.metric.name: c.committed
+            for c in result.metrics().query(MetricsFilter().with_namespace("sqs_async"))["counters"]
+        }
+        return counters.get("messages_sent", 0), counters.get("messages_failed", 0)
+
+    return _timed(send)
+
+
+def _timed(send: Callable[[], tuple[int, int]]) -> dict[str, Any]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    delivered, failed = send()
+    return {
+        "seconds": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "delivered": delivered,
+        "failed": failed,
+    }
+
+
+CONTENDERS = {
+    "sqs_async": run_engine,
+    "beam_adapter": run_beam_adapter,
+    "boto3_sequential": run_boto3_sequential,
+    "aiobotocore_raw": run_aiobotocore_raw,
+}
+
+if __name__ == "__main__":
+    print(json.dumps(CONTENDERS[sys.argv[1]](json.loads(sys.argv[2]))))

@@ -1,0 +1,200 @@
+"""A fast SQS endpoint for benchmarks: the JSON protocol calls the clients make, with knobs for
+latency, failing entries and throttling, and a record of every body it accepts.
+
+moto's server is correct but spends ~20 ms per batch and slows as a queue fills, so it cannot
+measure a client. This one does no more than the clients need, on 127.0.0.1 only:
+
+* `GetQueueUrl`, `GetQueueAttributes`, `SendMessageBatch`, `PurgeQueue`, `CreateQueue`;
+* `latency_ms` (+ up to `jitter` x that, at random) before each answer;
+* `fail_rate`: the share of messages that fail once with `SenderFault=false` (the first time
+  their id is seen), `throttle_rate`: the share of requests answered `ThrottlingException`;
+* a body is identified by its text up to the first ':' (the harness numbers its messages), so
+  the harness can prove that nothing was lost or accepted twice.
+
+Control (JSON over HTTP): `POST /_control/reset` with the knobs, `GET /_control/stats`.
+Run: `python -m benchmarks.endpoint` prints `PORT <n>` once it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+JSON = "application/x-amz-json-1.0"
+
+
+@dataclass
+class Knobs:
+    latency_ms: float = 0.0
+    jitter: float = 0.0
+    fail_rate: float = 0.0
+    throttle_rate: float = 0.0
+    seed: int = 1
+
+
+@dataclass
+class State:
+    knobs: Knobs = field(default_factory=Knobs)
+    accepted: Counter[str] = field(default_factory=Counter)
+    seen: set[str] = field(default_factory=set)
+    requests: int = 0
+    throttled: int = 0
+    entry_failures: int = 0
+    first: float | None = None
+    last: float | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "unique": len(self.accepted),
+            "accepted": sum(self.accepted.values()),
+            "duplicates": sum(n - 1 for n in self.accepted.values() if n > 1),
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "entry_failures": self.entry_failures,
+            "first": self.first,
+            "last": self.last,
+            "ids": sorted(self.accepted),
+        }
+
+
+def _message_id(body: str) -> str:
+    return body.split(":", 1)[0]
+
+
+class Endpoint:
+    def __init__(self) -> None:
+        self.state = State()
+        self.port = 0
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_post("/_control/reset", self.reset)
+        app.router.add_get("/_control/stats", self.stats)
+        app.router.add_post("/{tail:.*}", self.sqs)
+        return app
+
+    async def reset(self, request: web.Request) -> web.Response:
+        knobs = Knobs(**(await request.json()))
+        self.state = State(knobs=knobs, rng=random.Random(knobs.seed))
+        return web.json_response({"ok": True})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state.stats())
+
+    async def sqs(self, request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        payload = json.loads(await request.read() or b"{}")
+        state = self.state
+        knobs = state.knobs
+        if knobs.latency_ms:
+            delay = knobs.latency_ms * (1 + knobs.jitter * state.rng.random()) / 1000
+            await asyncio.sleep(delay)
+        if target == "SendMessageBatch":
+            return self.send_message_batch(payload)
+        if target == "GetQueueUrl":
+            name = payload["QueueName"]
+            return _answer({"QueueUrl": f"http://127.0.0.1:{self.port}/000000000000/{name}"})
+        if target == "GetQueueAttributes":
+            return _answer(
+                {
+                    "Attributes": {
+                        "MaximumMessageSize": "1048576",
+                        "FifoQueue": "false",
+                        "ApproximateNumberOfMessages": str(len(state.accepted)),
+                    }
+                }
+            )
+        if target == "CreateQueue":
+            name = payload["QueueName"]
+            return _answer({"QueueUrl": f"http://127.0.0.1:{self.port}/000000000000/{name}"})
+        if target == "PurgeQueue":
+            return _answer({})
+        return _error("InvalidAction", f"{target} is not served here", 400)
+
+    def send_message_batch(self, payload: dict[str, Any]) -> web.Response:
+        state = self.state
+        state.requests += 1
+        if state.knobs.throttle_rate and state.rng.random() < state.knobs.throttle_rate:
+            state.throttled += 1
+            return _error("ThrottlingException", "Rate exceeded", 400)
+        successful, failed = [], []
+        for entry in payload["Entries"]:
+            body = entry["MessageBody"]
+            message = _message_id(body)
+            first_time = message not in state.seen
+            state.seen.add(message)
+            if first_time and state.knobs.fail_rate and state.rng.random() < state.knobs.fail_rate:
+                state.entry_failures += 1
+                failed.append(
+                    {
+                        "Id": entry["Id"],
+                        "SenderFault": False,
+                        "Code": "InternalError",
+                        "Message": "injected failure",
+                    }
+                )
+                continue
+            state.accepted[message] += 1
+            successful.append(
+                {
+                    "Id": entry["Id"],
+                    "MessageId": str(uuid.uuid4()),
+                    "MD5OfMessageBody": hashlib.md5(body.encode("utf-8")).hexdigest(),
+                }
+            )
+        now = time.monotonic()
+        if successful:
+            state.first = now if state.first is None else state.first
+            state.last = now
+        return _answer({"Successful": successful, "Failed": failed})
+
+
+def _answer(body: dict[str, Any]) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), content_type=JSON)
+
+
+def _error(code: str, message: str, status: int) -> web.Response:
+    response = web.Response(
+        body=json.dumps({"__type": code, "message": message}).encode(),
+        status=status,
+        content_type=JSON,
+    )
+    response.headers["x-amzn-query-error"] = f"{code};Sender"
+    return response
+
+
+async def serve(port: int) -> None:
+    endpoint = Endpoint()
+    runner = web.AppRunner(endpoint.app(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    endpoint.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    print(f"PORT {endpoint.port}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.port))
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["Endpoint", "Knobs", "asdict"]

@@ -1,0 +1,204 @@
+"""Runs scenarios: starts the endpoint, runs each contender in its own process, checks the
+endpoint's record for lost and duplicated messages, and computes steady-state rates."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PYIO_VENV = HERE / ".venv-sqs-pyio"
+PYIO_REQUIREMENTS = ["sqs-pyio==0.1.0"]
+
+CONCURRENT = ("sqs_async", "beam_adapter", "aiobotocore_raw")
+SEQUENTIAL = ("sqs_pyio", "boto3_sequential")
+CONTENDERS = (*CONCURRENT, *SEQUENTIAL)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    latency_ms: float
+    body_bytes: int
+    max_in_flight: int
+    fail_rate: float = 0.0
+    jitter: float = 0.1
+
+    @property
+    def name(self) -> str:
+        fail = f"-fail{int(self.fail_rate * 100)}" if self.fail_rate else ""
+        size = f"{self.body_bytes // 1024}KiB"
+        return f"lat{self.latency_ms:g}ms-{size}-mif{self.max_in_flight}{fail}"
+
+
+@dataclass
+class Result:
+    messages: int
+    seconds: float
+    msgs_per_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    delivered: int
+    failed: int
+    lost: int
+    duplicates: int
+    reused_from: str | None = None
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    results: dict[str, Result] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        s = self.scenario
+        return {
+            "name": s.name,
+            "latency_ms": s.latency_ms,
+            "fail_rate": s.fail_rate,
+            "body_bytes": s.body_bytes,
+            "max_in_flight": s.max_in_flight,
+            "results": {name: asdict(r) for name, r in self.results.items()},
+        }
+
+
+class EndpointProcess:
+    """The benchmark endpoint in a process of its own, on 127.0.0.1."""
+
+    def __enter__(self) -> EndpointProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.endpoint"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"endpoint did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def reset(self, scenario: Scenario, throttle_rate: float = 0.0) -> None:
+        knobs = {
+            "latency_ms": scenario.latency_ms,
+            "jitter": scenario.jitter,
+            "fail_rate": scenario.fail_rate,
+            "throttle_rate": throttle_rate,
+        }
+        request = urllib.request.Request(
+            f"{self.url}/_control/reset",
+            data=json.dumps(knobs).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=30) as response:
+            return dict(json.loads(response.read()))
+
+
+def ensure_pyio_venv() -> Path:
+    """sqs-pyio pins urllib3<2 and more; it gets a virtual environment of its own."""
+    python = PYIO_VENV / "bin" / "python"
+    if not python.exists():
+        print("creating the sqs_pyio environment (once)...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PYIO_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *PYIO_REQUIREMENTS], check=True
+        )
+    return python
+
+
+def message_count(contender: str, scenario: Scenario, seconds: float) -> int:
+    """Enough messages for about `seconds` of steady state, judged from the latency."""
+    latency = max(scenario.latency_ms, 2.0) / 1000
+    rate = 10 / latency if contender in SEQUENTIAL else 10 * scenario.max_in_flight / latency
+    rate = min(rate, 8000 if scenario.body_bytes <= 4096 else 1500)
+    return int(max(200, min(rate * seconds, 200_000)) // 10 * 10)
+
+
+def run_contender(
+    contender: str, scenario: Scenario, endpoint: EndpointProcess, messages: int
+) -> Result:
+    endpoint.reset(scenario)
+    job = {
+        "endpoint": endpoint.url,
+        "queue": "bench",
+        "messages": messages,
+        "body_bytes": scenario.body_bytes,
+        "max_in_flight": scenario.max_in_flight,
+        "max_trials": 3,
+    }
+    if contender == "sqs_pyio":
+        command = [str(ensure_pyio_venv()), str(HERE / "pyio_contender.py"), json.dumps(job)]
+    else:
+        command = [sys.executable, "-m", "benchmarks.contenders", contender, json.dumps(job)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    completed = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{contender} failed:\n{completed.stderr[-3000:]}")
+    own = json.loads(completed.stdout.strip().splitlines()[-1])
+    stats = endpoint.stats()
+    ids = {int(i) for i in stats["ids"]}
+    lost = len(set(range(messages)) - ids)
+    span = (stats["last"] or 0) - (stats["first"] or 0)
+    rate = stats["unique"] / span if span > 0 else stats["unique"] / own["seconds"]
+    return Result(
+        messages=messages,
+        seconds=round(own["seconds"], 3),
+        msgs_per_s=round(rate, 1),
+        cpu_s=round(own["cpu_s"], 3),
+        peak_rss_mb=round(own["peak_rss_mb"], 1),
+        delivered=own["delivered"],
+        failed=own["failed"],
+        lost=lost - own["failed"],
+        duplicates=stats["duplicates"],
+    )
+
+
+def run_scenarios(
+    scenarios: list[Scenario], seconds: float, contenders: tuple[str, ...] = CONTENDERS
+) -> list[ScenarioResult]:
+    done: list[ScenarioResult] = []
+    sequential_cache: dict[tuple[float, int, float, str], Result] = {}
+    with EndpointProcess() as endpoint:
+        for scenario in scenarios:
+            outcome = ScenarioResult(scenario)
+            for contender in contenders:
+                key = (scenario.latency_ms, scenario.body_bytes, scenario.fail_rate, contender)
+                if contender in SEQUENTIAL and key in sequential_cache:
+                    # max_in_flight means nothing to a sequential sender: measured once.
+                    outcome.results[contender] = sequential_cache[key]
+                    continue
+                started = time.perf_counter()
+                result = run_contender(
+                    contender, scenario, endpoint, message_count(contender, scenario, seconds)
+                )
+                if contender in SEQUENTIAL:
+                    sequential_cache[key] = Result(
+                        **{**asdict(result), "reused_from": scenario.name}
+                    )
+                outcome.results[contender] = result
+                print(
+                    f"  {scenario.name:28} {contender:17} {result.msgs_per_s:>9.0f} msg/s "
+                    f"({time.perf_counter() - started:.1f}s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            done.append(outcome)
+    return done

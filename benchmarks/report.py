@@ -1,0 +1,76 @@
+"""The benchmark table and plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .harness import ScenarioResult
+
+
+def _ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}x" if base else "-"
+
+
+def table(results: list[ScenarioResult]) -> str:
+    """A Markdown table: one row per contender per scenario."""
+    lines = [
+        "| scenario | contender | msgs/s | vs sqs_pyio | vs aiobotocore_raw | theoretical | "
+        "CPU s / 1k msgs | peak RSS MB | delivered / failed / lost (dup) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for outcome in results:
+        s = outcome.scenario
+        theoretical = 10 * s.max_in_flight / (s.latency_ms / 1000) if s.latency_ms else None
+        pyio = outcome.results.get("sqs_pyio")
+        raw = outcome.results.get("aiobotocore_raw")
+        for name, r in outcome.results.items():
+            cpu = 1000 * r.cpu_s / r.messages if r.messages else 0
+            reused = " (same run as mif1)" if r.reused_from and r.reused_from != s.name else ""
+            lines.append(
+                f"| {s.name} | {name}{reused} | {r.msgs_per_s:,.0f} | "
+                f"{_ratio(r.msgs_per_s, pyio.msgs_per_s if pyio else None)} | "
+                f"{_ratio(r.msgs_per_s, raw.msgs_per_s if raw else None)} | "
+                f"{f'{theoretical:,.0f}' if theoretical else '-'} | {cpu:.3f} | "
+                f"{r.peak_rss_mb:.0f} | {r.delivered} / {r.failed} / {r.lost} ({r.duplicates}) |"
+            )
+    return "\n".join(lines)
+
+
+def plot(results: list[ScenarioResult], path: Path) -> Path | None:
+    """Throughput against max_in_flight at 50 ms, 1 KiB, no failures (log scale)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    chosen = sorted(
+        (
+            r
+            for r in results
+            if r.scenario.latency_ms == 50
+            and r.scenario.body_bytes == 1024
+            and not r.scenario.fail_rate
+        ),
+        key=lambda r: r.scenario.max_in_flight,
+    )
+    if not chosen:
+        return None
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    contenders = list(chosen[0].results)
+    xs = [r.scenario.max_in_flight for r in chosen]
+    for name in contenders:
+        axes.plot(xs, [r.results[name].msgs_per_s for r in chosen], marker="o", label=name)
+    axes.plot(xs, [10 * x / 0.05 for x in xs], linestyle="--", color="grey", label="theoretical")
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xlabel("max_in_flight")
+    axes.set_ylabel("messages per second")
+    axes.set_title("SendMessageBatch throughput, 50 ms latency, 1 KiB bodies")
+    axes.legend()
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
