@@ -42,6 +42,7 @@ SYSTEM_ATTRIBUTES = frozenset({"AWSTraceHeader"})
 
 # Characters SQS accepts: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
 _FORBIDDEN_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ALLOWED_ASCII = bytes([0x9, 0xA, 0xD, *range(0x20, 0x80)])
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
 _DATA_TYPE = re.compile(r"(String|Number|Binary)(\.[A-Za-z0-9_.\-]+)?")
 _FIFO_ID = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
@@ -119,6 +120,9 @@ def _entry_fields(record: Any) -> dict[str, Any]:
 
 
 def _check_text(text: str, what: str) -> None:
+    # Fast path for ASCII (most messages): deleting every allowed byte must leave nothing.
+    if text.isascii() and not text.encode("ascii").translate(None, _ALLOWED_ASCII):
+        return
     bad = _FORBIDDEN_CHAR.search(text)
     if bad is not None:
         raise _Invalid(
@@ -136,7 +140,7 @@ def _body_size(body: Any) -> int:
     if not body:
         raise _Invalid(INVALID_BODY, "MessageBody is empty; SQS requires at least 1 character")
     _check_text(body, "MessageBody")
-    return len(body.encode("utf-8"))
+    return len(body) if body.isascii() else len(body.encode("utf-8"))
 
 
 def _attributes_size(attributes: Any) -> int:

@@ -83,8 +83,12 @@ async def test_a_batch_backing_off_does_not_hold_a_request_slot() -> None:
     """With max_in_flight=1, a batch waiting to retry lets the next batch's request go."""
 
     class FailsFirstEntryOnce(SlowFakeClient):
+        another_request_went = asyncio.Event()
+
         async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
             entries = kwargs["Entries"]
+            if self.calls == 1:
+                self.another_request_went.set()
             if self.calls == 0:
                 self.calls += 1
                 return {
@@ -104,8 +108,7 @@ async def test_a_batch_backing_off_does_not_hold_a_request_slot() -> None:
 
     async def backoff_until_another_request_went(seconds: float) -> None:
         async with asyncio.timeout(5):  # a held slot would stall the other batch: fail loudly
-            while client.calls < 2:
-                await asyncio.sleep(0.001)
+            await client.another_request_went.wait()
 
     async with SqsSender(
         queue_url="https://sqs.test/1/q",
