@@ -68,6 +68,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer scenarios, ~3 minutes")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
+        "--moto",
+        action="store_true",
+        help="use moto's server instead of the benchmark endpoint (low rates; latency and "
+        "failure knobs do not apply)",
+    )
+    parser.add_argument("--scenario", help="run only scenarios whose name contains this")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
+    parser.add_argument(
         "--contenders",
         default=",".join(CONTENDERS),
         help="comma-separated subset of " + ",".join(CONTENDERS),
@@ -75,21 +83,28 @@ def main() -> None:
     args = parser.parse_args()
     contenders = tuple(args.contenders.split(","))
     scenarios = QUICK if args.quick else FULL
+    if args.moto:
+        scenarios = [s for s in scenarios if s.latency_ms == 0 and not s.fail_rate]
+    if args.scenario:
+        scenarios = [s for s in scenarios if args.scenario in s.name]
     results: list[ScenarioResult] = run_scenarios(
-        scenarios, seconds=2.0 if args.quick else 6.0, contenders=contenders
+        scenarios, seconds=2.0 if args.quick else 6.0, contenders=contenders, moto=args.moto
     )
-    memory = memory_check((20_000, 100_000) if args.quick else (100_000, 1_000_000))
+    memory: dict[str, float] = {}
+    if not (args.no_memory or args.moto):
+        memory = memory_check((20_000, 100_000) if args.quick else (100_000, 1_000_000))
     machine = (
         f"{platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}, {_cpus()} cores"
     )
     print(f"\nmachine: {machine}\n")
     print(table(results))
-    counts = sorted(memory, key=int)
-    print(
-        f"\nmemory (engine, generator input): peak RSS {memory[counts[0]]:.1f} MB for "
-        f"{int(counts[0]):,} messages, {memory[counts[1]]:.1f} MB for {int(counts[1]):,}"
-    )
+    if memory:
+        low, high = sorted(memory, key=int)
+        print(
+            f"\nmemory (engine, generator input): peak RSS {memory[low]:.1f} MB for "
+            f"{int(low):,} messages, {memory[high]:.1f} MB for {int(high):,}"
+        )
     document = {
         "machine": machine,
         "memory_peak_rss_mb": memory,
@@ -97,9 +112,10 @@ def main() -> None:
     }
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / "latest.json").write_text(json.dumps(document, indent=2))
     if args.out:
         args.out.write_text(json.dumps(document, indent=2))
+    else:
+        (out_dir / "latest.json").write_text(json.dumps(document, indent=2))
     png = plot(results, out_dir / "throughput.png")
     if png:
         print(f"plot: {png}")

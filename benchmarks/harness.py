@@ -89,6 +89,8 @@ class EndpointProcess:
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def reset(self, scenario: Scenario, throttle_rate: float = 0.0) -> None:
         knobs = {
@@ -103,11 +105,53 @@ class EndpointProcess:
             method="POST",
             headers={"Content-Type": "application/json"},
         )
-        urllib.request.urlopen(request, timeout=10).read()
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=30) as response:
             return dict(json.loads(response.read()))
+
+
+class MotoEndpoint:
+    """moto's server (in this process, on 127.0.0.1) in place of the benchmark endpoint: real
+    SQS semantics at low rates. Latency and failure knobs do not apply; the record of accepted
+    bodies is read from moto's own queue."""
+
+    def __enter__(self) -> MotoEndpoint:
+        import boto3
+
+        from sqs_async import LocalSqsServer
+
+        self.server = LocalSqsServer().__enter__()
+        self.url = self.server.endpoint_url
+        self.client = boto3.client("sqs", **self.server.client_settings)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(None, None, None)
+
+    def reset(self, scenario: Scenario, throttle_rate: float = 0.0) -> None:
+        self.server.reset()
+        self.client.create_queue(QueueName="bench")
+
+    def stats(self) -> dict[str, Any]:
+        from collections import Counter
+
+        from moto.sqs.models import sqs_backends
+
+        queue = sqs_backends["123456789012"]["us-east-1"].queues["bench"]
+        messages = list(queue._messages)
+        ids = Counter(m.body.split(":", 1)[0] for m in messages)
+        sent = [m.sent_timestamp / 1000 for m in messages]
+        return {
+            "unique": len(ids),
+            "accepted": len(messages),
+            "duplicates": sum(n - 1 for n in ids.values() if n > 1),
+            "first": min(sent, default=None),
+            "last": max(sent, default=None),
+            "ids": sorted(ids),
+        }
 
 
 def ensure_pyio_venv() -> Path:
@@ -122,16 +166,18 @@ def ensure_pyio_venv() -> Path:
     return python
 
 
-def message_count(contender: str, scenario: Scenario, seconds: float) -> int:
+def message_count(
+    contender: str, scenario: Scenario, seconds: float, rate_cap: float | None = None
+) -> int:
     """Enough messages for about `seconds` of steady state, judged from the latency."""
     latency = max(scenario.latency_ms, 2.0) / 1000
     rate = 10 / latency if contender in SEQUENTIAL else 10 * scenario.max_in_flight / latency
-    rate = min(rate, 8000 if scenario.body_bytes <= 4096 else 1500)
+    rate = min(rate, rate_cap or (8000 if scenario.body_bytes <= 4096 else 1500))
     return int(max(200, min(rate * seconds, 200_000)) // 10 * 10)
 
 
 def run_contender(
-    contender: str, scenario: Scenario, endpoint: EndpointProcess, messages: int
+    contender: str, scenario: Scenario, endpoint: EndpointProcess | MotoEndpoint, messages: int
 ) -> Result:
     endpoint.reset(scenario)
     job = {
@@ -172,11 +218,16 @@ def run_contender(
 
 
 def run_scenarios(
-    scenarios: list[Scenario], seconds: float, contenders: tuple[str, ...] = CONTENDERS
+    scenarios: list[Scenario],
+    seconds: float,
+    contenders: tuple[str, ...] = CONTENDERS,
+    moto: bool = False,
 ) -> list[ScenarioResult]:
     done: list[ScenarioResult] = []
     sequential_cache: dict[tuple[float, int, float, str], Result] = {}
-    with EndpointProcess() as endpoint:
+    # moto spends ~20 ms per batch and slows as its queue fills: keep runs short there.
+    rate_cap = 300.0 if moto else None
+    with MotoEndpoint() if moto else EndpointProcess() as endpoint:
         for scenario in scenarios:
             outcome = ScenarioResult(scenario)
             for contender in contenders:
@@ -186,9 +237,8 @@ def run_scenarios(
                     outcome.results[contender] = sequential_cache[key]
                     continue
                 started = time.perf_counter()
-                result = run_contender(
-                    contender, scenario, endpoint, message_count(contender, scenario, seconds)
-                )
+                count = message_count(contender, scenario, seconds, rate_cap)
+                result = run_contender(contender, scenario, endpoint, count)
                 if contender in SEQUENTIAL:
                     sequential_cache[key] = Result(
                         **{**asdict(result), "reused_from": scenario.name}

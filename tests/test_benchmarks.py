@@ -1,0 +1,25 @@
+"""Smoke test of the benchmark harness on a tiny scenario (no timing is asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.harness import EndpointProcess, Scenario, run_contender
+
+
+@pytest.mark.parametrize("contender", ["sqs_async", "aiobotocore_raw", "boto3_sequential"])
+def test_harness_accounts_for_every_message(contender: str) -> None:
+    scenario = Scenario(latency_ms=1, body_bytes=256, max_in_flight=4)
+    with EndpointProcess() as endpoint:
+        result = run_contender(contender, scenario, endpoint, 200)
+    assert (result.delivered, result.failed, result.lost, result.duplicates) == (200, 0, 0, 0)
+    assert result.msgs_per_s > 0
+
+
+def test_engine_delivers_everything_through_injected_entry_failures() -> None:
+    scenario = Scenario(latency_ms=1, body_bytes=256, max_in_flight=4, fail_rate=0.3)
+    with EndpointProcess() as endpoint:
+        result = run_contender("sqs_async", scenario, endpoint, 300)
+        stats = endpoint.stats()
+    assert stats["entry_failures"] > 0
+    assert (result.delivered, result.failed, result.lost, result.duplicates) == (300, 0, 0, 0)
