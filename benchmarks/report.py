@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
-from .harness import ScenarioResult
+from .harness import Result, Scenario, ScenarioResult
+
+
+def load(path: Path) -> list[ScenarioResult]:
+    """Scenario results from a JSON file written by `python -m benchmarks`."""
+    document = json.loads(path.read_text())
+    return [
+        ScenarioResult(
+            Scenario(
+                latency_ms=s["latency_ms"],
+                body_bytes=s["body_bytes"],
+                max_in_flight=s["max_in_flight"],
+                fail_rate=s["fail_rate"],
+            ),
+            {name: Result(**r) for name, r in s["results"].items()},
+        )
+        for s in document["scenarios"]
+    ]
 
 
 def _ratio(value: float, base: float | None) -> str:
@@ -25,7 +44,11 @@ def table(results: list[ScenarioResult]) -> str:
         raw = outcome.results.get("aiobotocore_raw")
         for name, r in outcome.results.items():
             cpu = 1000 * r.cpu_s / r.messages if r.messages else 0
-            reused = " (same run as mif1)" if r.reused_from and r.reused_from != s.name else ""
+            reused = (
+                f" (measured in {r.reused_from})"
+                if r.reused_from and r.reused_from != s.name
+                else ""
+            )
             lines.append(
                 f"| {s.name} | {name}{reused} | {r.msgs_per_s:,.0f} | "
                 f"{_ratio(r.msgs_per_s, pyio.msgs_per_s if pyio else None)} | "
@@ -74,3 +97,8 @@ def plot(results: list[ScenarioResult], path: Path) -> Path | None:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+if __name__ == "__main__":
+    # python -m benchmarks.report benchmarks/results/latest.json: the table again.
+    print(table(load(Path(sys.argv[1]))))

@@ -3,11 +3,12 @@
 Public API::
 
     SqsSender       send many messages to one queue, concurrently, with retries
+    SqsProducer     put messages one at a time; batched and sent behind the scenes
     SenderConfig    its settings (a frozen value)
     RetryPolicy     how failed entries are retried
     SendResult      what `send` returns: `.delivered` and `.failed`
     Delivered, Failed
-    SqsAsyncError, SqsClientError, SqsUnavailableError
+    SqsAsyncError, SqsClientError, SqsUnavailableError, ProducerFull
     LocalSqsServer  an SQS-compatible server on 127.0.0.1 for demos and tests
 """
 
@@ -15,6 +16,7 @@ from ._version import __version__
 from .config import SenderConfig
 from .errors import SqsAsyncError, SqsClientError, SqsUnavailableError
 from .local import LocalSqsServer
+from .producer import ProducerFull, SqsProducer
 from .results import Delivered, Failed, SendResult
 from .retry import RetryPolicy
 from .sender import SqsSender
@@ -23,11 +25,13 @@ __all__ = [
     "Delivered",
     "Failed",
     "LocalSqsServer",
+    "ProducerFull",
     "RetryPolicy",
     "SendResult",
     "SenderConfig",
     "SqsAsyncError",
     "SqsClientError",
+    "SqsProducer",
     "SqsSender",
     "SqsUnavailableError",
     "__version__",

@@ -7,6 +7,7 @@ itself on construction. Secrets are kept out of `repr`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .retry import RetryPolicy
 
@@ -72,6 +73,13 @@ class SenderConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+    @classmethod
+    def merge(cls, config: SenderConfig | None, settings: dict[str, Any]) -> SenderConfig:
+        """`config` with `settings` (SenderConfig fields) applied over it."""
+        if config is None:
+            return cls(**settings)
+        return replace(config, **settings) if settings else config
 
     @property
     def request_timeout(self) -> float:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -52,10 +51,7 @@ class SqsSender:
         sleep: Sleep = default_sleep,
         **settings: Any,
     ) -> None:
-        if config is None:
-            config = SenderConfig(**settings)
-        elif settings:
-            config = replace(config, **settings)
+        config = SenderConfig.merge(config, settings)
         self.config = config
         self._borrowed_client = client
         self._client_wrapper = client_wrapper
@@ -80,6 +76,13 @@ class SqsSender:
         if self._traits is None:
             raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
         return self._traits
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher of the open sender (the streaming producer shares it)."""
+        if self._dispatcher is None:
+            raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
+        return self._dispatcher
 
     async def __aenter__(self) -> SqsSender:
         await self.open()
@@ -143,9 +146,7 @@ class SqsSender:
         memory stays flat however long the input; failures are always kept. The summary line
         is logged at `log_level` (callers that sum up several sends pass DEBUG).
         """
-        dispatcher = self._dispatcher
-        if dispatcher is None:
-            raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
+        dispatcher = self.dispatcher
         result = SendResult()
         packer = BatchPacker(max_bytes=self.config.max_request_bytes)
 
@@ -159,7 +160,7 @@ class SqsSender:
                 async for index, record in _enumerate(messages):
                     prepared = prepare(record, index, self.traits)
                     if isinstance(prepared, Rejection):
-                        result.failed.append(_rejected(record, index, prepared))
+                        result.failed.append(rejected(record, index, prepared))
                         continue
                     batch = packer.add(prepared)
                     if batch is not None:
@@ -198,7 +199,8 @@ class SqsSender:
         return str(response["QueueUrl"])
 
 
-def _rejected(record: Any, index: int, rejection: Rejection) -> Failed:
+def rejected(record: Any, index: int, rejection: Rejection) -> Failed:
+    """The `Failed` result of a message that validation refused."""
     return Failed(
         record=record,
         index=index,

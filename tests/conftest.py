@@ -106,3 +106,17 @@ class RecordingSleep:
 @pytest.fixture
 def sleep() -> RecordingSleep:
     return RecordingSleep()
+
+
+def stored_bodies(queue_url: str) -> list[tuple[str, str]]:
+    """(body, MessageId) of every message the local server holds for `queue_url`.
+
+    Read from moto's store directly (the server runs in this process): its ReceiveMessage
+    rescans the queue for every message, so reading back thousands through the API takes
+    minutes.
+    """
+    from moto.sqs.models import sqs_backends
+
+    account, name = queue_url.rsplit("/", 2)[-2:]
+    queue = sqs_backends[account]["us-east-1"].queues[name]
+    return [(m.body, m.id) for m in queue._messages]

@@ -1,0 +1,273 @@
+"""The `sqs-async` command line: load a file of messages into a queue, or start a local server.
+
+sqs-async send QUEUE FILE     each line a JSON message (a string body or an entry object)
+sqs-async local               an SQS-compatible server on 127.0.0.1, for trying things out
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .errors import SqsAsyncError
+from .local import LocalSqsServer
+from .producer import SqsProducer
+from .results import Delivered, Failed
+
+INVALID_JSON = "InvalidJson"
+INTERRUPTED = "Interrupted"
+
+SEND_EXAMPLE = """\
+examples:
+  sqs-async send my-queue messages.jsonl --region eu-west-1 --failed failed.jsonl
+  cat messages.jsonl | sqs-async send https://sqs.eu-west-1.amazonaws.com/123456789012/q -
+  sqs-async send q messages.jsonl --endpoint-url http://127.0.0.1:5000 --region us-east-1
+
+Each line is a JSON string (the body) or an object of SQS entry fields, for example
+  "hello"
+  {"MessageBody": "hello", "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}
+Failed lines go to --failed as {"line": N, "message": ..., "error": {...}}; the "message" values
+can be sent again. Exit status: 0 when every line was delivered, 1 otherwise.
+"""
+
+LOCAL_EXAMPLE = """\
+example:
+  sqs-async local --port 5000 --queue demo
+  sqs-async send demo messages.jsonl --endpoint-url http://127.0.0.1:5000 --region us-east-1
+"""
+
+
+@dataclass
+class Tally:
+    read: int = 0
+    delivered: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / max(time.monotonic() - self.started, 1e-9)
+
+
+class Progress:
+    """A tqdm bar on a terminal; a plain line every few seconds elsewhere."""
+
+    def __init__(self, tally: Tally, stream: IO[str], interval: float = 5.0) -> None:
+        self.tally = tally
+        self.stream = stream
+        self.interval = interval
+        self.last = time.monotonic()
+        self.bar: Any = None
+        if stream.isatty():
+            with contextlib.suppress(ImportError):
+                from tqdm import tqdm
+
+                self.bar = tqdm(unit="msg", file=stream, dynamic_ncols=True)
+
+    def update(self) -> None:
+        if self.bar is not None:
+            self.bar.n = self.tally.delivered + self.tally.failed
+            self.bar.set_postfix(failed=self.tally.failed, refresh=False)
+            self.bar.refresh()
+        elif time.monotonic() - self.last >= self.interval:
+            self.last = time.monotonic()
+            self.stream.write(self.line() + "\n")
+            self.stream.flush()
+
+    def line(self) -> str:
+        t = self.tally
+        return f"sent {t.delivered}, failed {t.failed}, read {t.read}, {t.rate:.0f} msg/s"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def parse_line(text: str) -> tuple[Any, str | None]:
+    """The message on a line, or why there is none."""
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return text, f"line is not valid JSON: {exc.msg} at column {exc.colno}"
+
+
+def queue_settings(queue: str) -> dict[str, str]:
+    return {"queue_url": queue} if "://" in queue else {"queue_name": queue}
+
+
+async def send_file(
+    args: argparse.Namespace,
+    lines: Iterator[str],
+    stop: threading.Event,
+    failed_out: IO[str] | None,
+    report: IO[str],
+    rest_to_failed: bool,
+) -> Tally:
+    tally = Tally()
+    progress = Progress(tally, report)
+
+    def record_failure(line: int, message: Any, code: str, reason: str, fault: bool) -> None:
+        tally.failed += 1
+        if failed_out is not None:
+            error = {"Code": code, "Message": reason, "SenderFault": fault}
+            failed_out.write(json.dumps({"line": line, "message": message, "error": error}) + "\n")
+
+    def on_outcome(line: int, future: asyncio.Future[Delivered | Failed]) -> None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
+            error = future.exception()
+            record_failure(line, None, getattr(error, "code", "Error"), str(error), False)
+        else:
+            outcome = future.result()
+            if isinstance(outcome, Delivered):
+                tally.delivered += 1
+            else:
+                record_failure(
+                    line, outcome.record, outcome.code, outcome.message, outcome.sender_fault
+                )
+        progress.update()
+
+    settings: dict[str, Any] = {
+        **queue_settings(args.queue),
+        "endpoint_url": args.endpoint_url,
+        "region_name": args.region,
+        "max_in_flight": args.max_in_flight,
+        "max_trials": args.max_trials,
+    }
+    async with SqsProducer(**settings) as producer:
+        unread: list[tuple[int, str]] = []
+        for number, text in enumerate(lines, start=1):
+            if stop.is_set():
+                unread.append((number, text))
+                break
+            if not text.strip():
+                continue
+            tally.read += 1
+            message, problem = parse_line(text.rstrip("\n"))
+            if problem is not None:
+                record_failure(number, message, INVALID_JSON, problem, True)
+                continue
+            future = await producer.put(message)
+            future.add_done_callback(_call_with(on_outcome, number))
+        await producer.flush()
+    if unread and rest_to_failed:
+        # Interrupted: lines not read yet go to the failed file, to be sent later.
+        first = unread[0][0]
+        for number, text in enumerate(itertools.chain([unread[0][1]], lines), start=first):
+            if text.strip():
+                record_failure(
+                    number,
+                    parse_line(text.rstrip("\n"))[0],
+                    INTERRUPTED,
+                    "not sent: the command was interrupted",
+                    False,
+                )
+    progress.close()
+    return tally
+
+
+def _call_with(
+    callback: Callable[[int, asyncio.Future[Delivered | Failed]], None], number: int
+) -> Callable[[asyncio.Future[Delivered | Failed]], None]:
+    return lambda future: callback(number, future)
+
+
+def command_send(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    source: IO[str] = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+    failed_out = open(args.failed, "w", encoding="utf-8") if args.failed else None  # noqa: SIM115
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        tally = asyncio.run(
+            send_file(args, iter(source), stop, failed_out, sys.stderr, source is not sys.stdin)
+        )
+    except SqsAsyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if source is not sys.stdin:
+            source.close()
+        if failed_out is not None:
+            failed_out.close()
+    elapsed = time.monotonic() - tally.started
+    print(
+        f"sent {tally.delivered}, failed {tally.failed} in {elapsed:.1f}s "
+        f"({tally.delivered / max(elapsed, 1e-9):.0f} msg/s)"
+        + (" (interrupted)" if stop.is_set() else ""),
+        file=sys.stderr,
+    )
+    return 0 if tally.failed == 0 and not stop.is_set() else 1
+
+
+def command_local(args: argparse.Namespace) -> int:
+    import boto3
+
+    with LocalSqsServer(port=args.port) as server:
+        client = boto3.client("sqs", **server.client_settings)
+        for name in args.queue:
+            url = client.create_queue(QueueName=name)["QueueUrl"]
+            print(f"queue {url}")
+        print(
+            f"local SQS server at {server.endpoint_url} (region us-east-1, any credentials); "
+            "Ctrl-C stops it",
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="sqs-async",
+        description="Send messages to Amazon SQS, fast.",
+        epilog="run 'sqs-async COMMAND --help' for a command's options and examples",
+    )
+    commands = main.add_subparsers(dest="command", required=True)
+    send = commands.add_parser(
+        "send",
+        help="send a file of JSON-lines messages to a queue",
+        epilog=SEND_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Send each line of FILE (JSON) as a message to QUEUE.",
+    )
+    send.add_argument("queue", metavar="QUEUE", help="queue name or queue URL")
+    send.add_argument("file", metavar="FILE", help="JSON-lines file; - reads standard input")
+    send.add_argument("--endpoint-url", help="SQS endpoint (a local server, for example)")
+    send.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
+    send.add_argument("--max-in-flight", type=int, default=16, help="concurrent requests")
+    send.add_argument("--max-trials", type=int, default=3, help="attempts per message")
+    send.add_argument("--failed", metavar="FILE", help="write failed lines here (JSON lines)")
+    send.set_defaults(run=command_send)
+    local = commands.add_parser(
+        "local",
+        help="start a local SQS server on 127.0.0.1",
+        epilog=LOCAL_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Start moto's SQS server on 127.0.0.1 (needs sqs-async[test]).",
+    )
+    local.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    local.add_argument("--queue", action="append", default=[], help="create this queue")
+    local.set_defaults(run=command_local)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The `sqs-async` command line, end to end against the local server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sqs_async import LocalSqsServer
+
+from .conftest import stored_bodies
+
+
+def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    return subprocess.run(
+        [sys.executable, "-m", "sqs_async", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_send_delivers_good_lines_and_reports_bad_ones(
+    server: LocalSqsServer, queue_url: str, tmp_path: Path
+) -> None:
+    lines = [
+        '"plain body"',
+        '{"Id": "7", "MessageBody": "seed record"}',
+        "{not json",
+        '{"MessageBody": ""}',
+        "",
+        '{"MessageBody": "with attribute", "MessageAttributes": '
+        '{"k": {"DataType": "String", "StringValue": "v"}}}',
+        "42",
+    ]
+    source = tmp_path / "messages.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    failed = tmp_path / "failed.jsonl"
+    result = run_cli(
+        "send",
+        queue_url,
+        str(source),
+        "--endpoint-url",
+        server.endpoint_url,
+        "--region",
+        "us-east-1",
+        "--failed",
+        str(failed),
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "sent 3, failed 3" in result.stderr
+    assert sorted(b for b, _ in stored_bodies(queue_url)) == [
+        "plain body",
+        "seed record",
+        "with attribute",
+    ]
+    rows = [json.loads(line) for line in failed.read_text().splitlines()]
+    assert {row["line"]: row["error"]["Code"] for row in rows} == {
+        3: "InvalidJson",
+        4: "InvalidMessageBody",
+        7: "InvalidRecord",
+    }
+    assert all(row["error"]["Message"] for row in rows)
+    assert rows[0]["message"] == "{not json"
+
+
+def test_send_from_stdin_by_queue_name_exits_0_when_all_delivered(
+    server: LocalSqsServer, queue_url: str
+) -> None:
+    name = queue_url.rsplit("/", 1)[1]
+    stdin = "".join(json.dumps(f"m{i}") + "\n" for i in range(25))
+    result = run_cli(
+        "send",
+        name,
+        "-",
+        "--endpoint-url",
+        server.endpoint_url,
+        "--region",
+        "us-east-1",
+        stdin=stdin,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "sent 25, failed 0" in result.stderr
+    assert sorted(b for b, _ in stored_bodies(queue_url)) == sorted(f"m{i}" for i in range(25))
+
+
+def test_send_to_a_missing_queue_is_a_clear_error(server: LocalSqsServer) -> None:
+    result = run_cli(
+        "send",
+        "no-such-queue",
+        "-",
+        "--endpoint-url",
+        server.endpoint_url,
+        "--region",
+        "us-east-1",
+        stdin='"x"\n',
+    )
+    assert result.returncode == 2
+    assert "no-such-queue" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["send"], ["local"]])
+def test_help_has_examples(command: list[str]) -> None:
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0
+    assert "example" in result.stdout
+
+
+def test_python_module_and_console_script_agree() -> None:
+    script = Path(sys.executable).with_name("sqs-async")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "send" in result.stdout
+
+
+def test_local_starts_a_loopback_server_with_queues() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sqs_async", "local", "--queue", "demo"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        queue_line = process.stdout.readline()
+        server_line = process.stdout.readline()
+        assert queue_line.startswith("queue http://127.0.0.1:") and queue_line.strip().endswith(
+            "/demo"
+        )
+        assert server_line.startswith("local SQS server at http://127.0.0.1:")
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+        if process.stdout is not None:
+            process.stdout.close()
