@@ -47,6 +47,7 @@ class Knobs:
 class State:
     knobs: Knobs = field(default_factory=Knobs)
     accepted: Counter[str] = field(default_factory=Counter)
+    message_ids: dict[str, list[str]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     requests: int = 0
     throttled: int = 0
@@ -55,8 +56,10 @@ class State:
     last: float | None = None
     rng: random.Random = field(default_factory=random.Random)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, with_message_ids: bool = False) -> dict[str, Any]:
+        extra = {"message_ids": self.message_ids} if with_message_ids else {}
         return {
+            **extra,
             "unique": len(self.accepted),
             "accepted": sum(self.accepted.values()),
             "duplicates": sum(n - 1 for n in self.accepted.values() if n > 1),
@@ -91,7 +94,8 @@ class Endpoint:
         return web.json_response({"ok": True})
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state.stats())
+        with_ids = request.query.get("message_ids") == "1"
+        return web.json_response(self.state.stats(with_message_ids=with_ids))
 
     async def sqs(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
@@ -147,10 +151,12 @@ class Endpoint:
                 )
                 continue
             state.accepted[message] += 1
+            message_id = str(uuid.uuid4())
+            state.message_ids.setdefault(message, []).append(message_id)
             successful.append(
                 {
                     "Id": entry["Id"],
-                    "MessageId": str(uuid.uuid4()),
+                    "MessageId": message_id,
                     "MD5OfMessageBody": hashlib.md5(body.encode("utf-8")).hexdigest(),
                 }
             )

@@ -108,8 +108,9 @@ class EndpointProcess:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_control/stats", timeout=30) as response:
+    def stats(self, with_message_ids: bool = False) -> dict[str, Any]:
+        query = "?message_ids=1" if with_message_ids else ""
+        with urllib.request.urlopen(f"{self.url}/_control/stats{query}", timeout=30) as response:
             return dict(json.loads(response.read()))
 
 
