@@ -78,6 +78,8 @@ class _Metrics:
         self.failed = counter("messages_failed")
         self.retried = counter("messages_retried")
         self.throttled = counter("throttled")
+        self.throttled_ms = counter("throttled_ms")
+        self.possible_duplicates = counter("possible_duplicates")
         self.batches = counter("batches")
         self.bytes = counter("bytes_sent")
         self.latency = Metrics.distribution(METRICS_NAMESPACE, "batch_latency_ms")
@@ -89,6 +91,8 @@ class _Metrics:
             Metrics.counter(METRICS_NAMESPACE, f"failed_{failed.code}").inc()
         self.retried.inc(result.retried)
         self.throttled.inc(result.throttled)
+        self.throttled_ms.inc(int(result.throttled_seconds * 1000))
+        self.possible_duplicates.inc(result.possible_duplicates)
         self.batches.inc(result.requests)
         self.bytes.inc(result.bytes_delivered)
         for seconds in result.latencies:
@@ -107,8 +111,10 @@ class _WriteToSqsFn(beam.DoFn):
         emit_delivered: bool,
         buffer_size: int,
         client_wrapper: Callable[[SqsClient], SqsClient] | None,
+        bundle_deadline: float | None = None,
     ) -> None:
         super().__init__()
+        self.bundle_deadline = bundle_deadline
         self.config = config
         self.append_error = append_error
         self.failed_output = failed_output
@@ -172,8 +178,13 @@ class _WriteToSqsFn(beam.DoFn):
         buffer, self._buffer = self._buffer, []
         if not buffer or self._sender is None:
             return
+        deadline = None
+        if self.bundle_deadline is not None:
+            deadline = max(0.0, self._started + self.bundle_deadline - time.monotonic())
         result = runtime.run(
-            self._sender.send([record for record, _, _ in buffer], log_level=logging.DEBUG)
+            self._sender.send(
+                [record for record, _, _ in buffer], deadline=deadline, log_level=logging.DEBUG
+            )
         )
         self._metrics.record(result)
         self._totals[0] += result.delivered_count
@@ -204,6 +215,10 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
     main output (`output[None]`) is empty unless `emit_delivered`, in which case it carries
     `{"record": ..., "MessageId": ...}` per delivered message.
 
+    `bundle_deadline` (seconds): messages of a bundle not delivered that long after the bundle
+    started go to the failed output with code `DeadlineExceeded`, so a bundle never waits on
+    SQS for longer (plus one request timeout).
+
     Connection settings come from `SqsOptions` flags unless given here; keywords not named
     below are `SenderConfig` fields (`retry`, `max_request_bytes`, `connect_timeout`, ...).
     A queue that refuses every request (missing, access denied) fails the pipeline with
@@ -226,6 +241,7 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
         emit_delivered: bool = False,
         buffer_size: int | None = None,
         client_wrapper: Callable[[SqsClient], SqsClient] | None = None,
+        bundle_deadline: float | None = None,
         **sender_settings: Any,
     ) -> None:
         super().__init__()
@@ -249,6 +265,7 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
         self.emit_delivered = emit_delivered
         self.buffer_size = buffer_size
         self.client_wrapper = client_wrapper
+        self.bundle_deadline = bundle_deadline
 
     def expand(self, pcoll: PCollection[Any]) -> Any:
         options = pcoll.pipeline.options
@@ -266,5 +283,6 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
                 emit_delivered=self.emit_delivered,
                 buffer_size=self.buffer_size,
                 client_wrapper=self.client_wrapper,
+                bundle_deadline=self.bundle_deadline,
             )
         ).with_outputs(self.failed_output, main=None)

@@ -7,11 +7,14 @@ measure a client. This one does no more than the clients need, on 127.0.0.1 only
 * `GetQueueUrl`, `GetQueueAttributes`, `SendMessageBatch`, `PurgeQueue`, `CreateQueue`;
 * `latency_ms` (+ up to `jitter` x that, at random) before each answer;
 * `fail_rate`: the share of messages that fail once with `SenderFault=false` (the first time
-  their id is seen), `throttle_rate`: the share of requests answered `ThrottlingException`;
+  their id is seen), `throttle_rate`: the share of requests answered `ThrottlingException`,
+  `max_concurrent`: SendMessageBatch requests beyond this many at once are throttled (load-
+  dependent throttling, as SQS and KMS do; 0 means no limit);
 * a body is identified by its text up to the first ':' (the harness numbers its messages), so
   the harness can prove that nothing was lost or accepted twice.
 
-Control (JSON over HTTP): `POST /_control/reset` with the knobs, `GET /_control/stats`.
+Control (JSON over HTTP): `POST /_control/reset` with the knobs (clears the record),
+`POST /_control/knobs` (changes knobs, keeps the record), `GET /_control/stats`.
 Run: `python -m benchmarks.endpoint` prints `PORT <n>` once it listens.
 """
 
@@ -40,6 +43,7 @@ class Knobs:
     jitter: float = 0.0
     fail_rate: float = 0.0
     throttle_rate: float = 0.0
+    max_concurrent: int = 0
     seed: int = 1
 
 
@@ -50,6 +54,7 @@ class State:
     message_ids: dict[str, list[str]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     requests: int = 0
+    in_flight: int = 0
     throttled: int = 0
     entry_failures: int = 0
     first: float | None = None
@@ -84,6 +89,7 @@ class Endpoint:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/_control/reset", self.reset)
+        app.router.add_post("/_control/knobs", self.change_knobs)
         app.router.add_get("/_control/stats", self.stats)
         app.router.add_post("/{tail:.*}", self.sqs)
         return app
@@ -91,6 +97,10 @@ class Endpoint:
     async def reset(self, request: web.Request) -> web.Response:
         knobs = Knobs(**(await request.json()))
         self.state = State(knobs=knobs, rng=random.Random(knobs.seed))
+        return web.json_response({"ok": True})
+
+    async def change_knobs(self, request: web.Request) -> web.Response:
+        self.state.knobs = Knobs(**(await request.json()))
         return web.json_response({"ok": True})
 
     async def stats(self, request: web.Request) -> web.Response:
@@ -102,11 +112,15 @@ class Endpoint:
         payload = json.loads(await request.read() or b"{}")
         state = self.state
         knobs = state.knobs
-        if knobs.latency_ms:
-            delay = knobs.latency_ms * (1 + knobs.jitter * state.rng.random()) / 1000
-            await asyncio.sleep(delay)
         if target == "SendMessageBatch":
-            return self.send_message_batch(payload)
+            state.in_flight += 1
+            try:
+                await self.wait(knobs, state)
+                overloaded = 0 < knobs.max_concurrent < state.in_flight
+                return self.send_message_batch(payload, overloaded)
+            finally:
+                state.in_flight -= 1
+        await self.wait(knobs, state)
         if target == "GetQueueUrl":
             name = payload["QueueName"]
             return _answer({"QueueUrl": f"http://127.0.0.1:{self.port}/000000000000/{name}"})
@@ -127,10 +141,16 @@ class Endpoint:
             return _answer({})
         return _error("InvalidAction", f"{target} is not served here", 400)
 
-    def send_message_batch(self, payload: dict[str, Any]) -> web.Response:
+    @staticmethod
+    async def wait(knobs: Knobs, state: State) -> None:
+        if knobs.latency_ms:
+            await asyncio.sleep(knobs.latency_ms * (1 + knobs.jitter * state.rng.random()) / 1000)
+
+    def send_message_batch(self, payload: dict[str, Any], overloaded: bool) -> web.Response:
         state = self.state
         state.requests += 1
-        if state.knobs.throttle_rate and state.rng.random() < state.knobs.throttle_rate:
+        throttle_rate = state.knobs.throttle_rate
+        if overloaded or (throttle_rate and state.rng.random() < throttle_rate):
             state.throttled += 1
             return _error("ThrottlingException", "Rate exceeded", 400)
         successful, failed = [], []

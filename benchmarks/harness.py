@@ -92,16 +92,26 @@ class EndpointProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
 
-    def reset(self, scenario: Scenario, throttle_rate: float = 0.0) -> None:
-        knobs = {
-            "latency_ms": scenario.latency_ms,
-            "jitter": scenario.jitter,
-            "fail_rate": scenario.fail_rate,
-            "throttle_rate": throttle_rate,
-        }
+    def reset(self, scenario: Scenario, **knobs: float) -> None:
+        """Clear the record and set the knobs (latency, failures) of `scenario` and `knobs`."""
+        self._post(
+            "reset",
+            {
+                "latency_ms": scenario.latency_ms,
+                "jitter": scenario.jitter,
+                "fail_rate": scenario.fail_rate,
+                **knobs,
+            },
+        )
+
+    def change_knobs(self, **knobs: float) -> None:
+        """Set the knobs, keeping the record."""
+        self._post("knobs", knobs)
+
+    def _post(self, what: str, body: dict[str, Any]) -> None:
         request = urllib.request.Request(
-            f"{self.url}/_control/reset",
-            data=json.dumps(knobs).encode(),
+            f"{self.url}/_control/{what}",
+            data=json.dumps(body).encode(),
             method="POST",
             headers={"Content-Type": "application/json"},
         )
@@ -132,7 +142,7 @@ class MotoEndpoint:
     def __exit__(self, *exc: object) -> None:
         self.server.__exit__(None, None, None)
 
-    def reset(self, scenario: Scenario, throttle_rate: float = 0.0) -> None:
+    def reset(self, scenario: Scenario, **knobs: float) -> None:
         self.server.reset()
         self.client.create_queue(QueueName="bench")
 

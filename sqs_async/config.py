@@ -26,7 +26,9 @@ class SenderConfig:
     which is the way to go on a cluster), `verify` (TLS verification, or a CA bundle path),
     `use_ssl`, `connect_timeout` and `read_timeout` (seconds, per request attempt).
     Throughput: at most `max_in_flight` requests at once, which is also the size of the
-    connection pool. Several senders (one per Beam worker thread, say) multiply it.
+    connection pool. Several senders (one per Beam worker thread, say) multiply it. With
+    `adaptive_concurrency` (default) the sender halves its concurrency when SQS throttles or
+    answers 5xx and grows it back one request per round when it stops.
     Limits: `max_message_bytes` (None: the queue's MaximumMessageSize when it can be read,
     else 1 MiB, and SQS decides), `max_request_bytes` (1 MiB, the SendMessageBatch limit).
     Retries: `retry` (a `RetryPolicy`); `max_trials` is a shortcut for `retry.max_trials`.
@@ -43,6 +45,7 @@ class SenderConfig:
     use_ssl: bool = True
     api_version: str | None = None
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    adaptive_concurrency: bool = True
     max_trials: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_message_bytes: int | None = None

@@ -4,7 +4,8 @@ for every message.
 This is the single place where concurrency is bounded, twice:
 
 * requests: at most `max_in_flight` SendMessageBatch calls at once (a slot is held for the
-  call only, not while a batch backs off before a retry);
+  call only, not while a batch backs off before a retry), fewer while SQS throttles
+  (`AdaptiveLimit`, unless `adaptive` is off);
 * batches: `submit` waits until fewer than `2 * max_in_flight` batches are alive (in flight or
   backing off), so input is read only as fast as it is sent, and throttling, which keeps
   batches alive longer, slows down intake instead of piling up requests.
@@ -25,15 +26,27 @@ from tenacity import RetryCallState
 
 from .batching import Batch
 from .client import SqsClient
+from .concurrency import AdaptiveLimit
 from .errors import SqsClientError, explain
 from .results import Delivered, Failed, SendResult
-from .retry import FailureKind, RetryPolicy, Sleep, classify, error_code, is_throttling_entry
+from .retry import (
+    FailureKind,
+    RetryPolicy,
+    Sleep,
+    classify,
+    error_code,
+    is_congestion,
+    is_throttling_entry,
+    may_have_been_accepted,
+)
 from .validation import OutgoingMessage
 
 log = logging.getLogger("sqs_async")
 
 # Code for an entry that SQS listed neither as successful nor as failed (retried).
 MISSING_RESULT = "MissingResult"
+# Code for a message still unsent when its send's deadline passed.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
 
 
 @dataclass(slots=True)
@@ -44,6 +57,7 @@ class _Pending:
     attempts: int = 0
     code: str = ""
     reason: str = ""
+    maybe_sent: bool = False  # the last attempt may have reached SQS
 
     def failed(self, *, sender_fault: bool) -> Failed:
         return Failed(
@@ -66,6 +80,7 @@ class Dispatcher:
         queue_url: str,
         policy: RetryPolicy,
         max_in_flight: int,
+        adaptive: bool = True,
         request_timeout: float,
         sleep: Sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -73,17 +88,22 @@ class Dispatcher:
         self._client = client
         self._queue_url = queue_url
         self._policy = policy
-        self._requests = asyncio.Semaphore(max_in_flight)
+        self.limit = AdaptiveLimit(max_in_flight, adaptive=adaptive, clock=clock)
         self._batches = asyncio.Semaphore(2 * max_in_flight)
         self._request_timeout = request_timeout
         self._sleep = sleep
         self._clock = clock
 
-    async def submit(self, batch: Batch, group: asyncio.TaskGroup) -> asyncio.Task[SendResult]:
+    def now(self) -> float:
+        return self._clock()
+
+    async def submit(
+        self, batch: Batch, group: asyncio.TaskGroup, deadline_at: float | None = None
+    ) -> asyncio.Task[SendResult]:
         """Wait until a batch may start, then send `batch` as a task of `group`."""
         await self._batches.acquire()
         try:
-            task = group.create_task(self.send_batch(batch.messages))
+            task = group.create_task(self.send_batch(batch.messages, deadline_at))
         except BaseException:
             self._batches.release()
             raise
@@ -91,10 +111,13 @@ class Dispatcher:
         task.add_done_callback(lambda _: self._batches.release())
         return task
 
-    async def send_batch(self, messages: list[OutgoingMessage]) -> SendResult:
+    async def send_batch(
+        self, messages: list[OutgoingMessage], deadline_at: float | None = None
+    ) -> SendResult:
         """Send `messages` with retries; every one ends delivered or failed in the result.
 
-        Raises `SqsClientError` when the queue refuses every request.
+        No retry starts after `deadline_at` (a `now()` time): what is left then fails with
+        `DeadlineExceeded`. Raises `SqsClientError` when the queue refuses every request.
         """
         report = SendResult()
         pending = await self._request([_Pending(message) for message in messages], report)
@@ -105,12 +128,26 @@ class Dispatcher:
             pending = await self._request(pending, report)
             return pending
 
-        def give_up(_: RetryCallState | None = None) -> list[_Pending]:
+        def give_up(state: RetryCallState | None = None) -> list[_Pending]:
+            if (
+                state is not None
+                and deadline_at is not None
+                and self.now() >= deadline_at - (state.upcoming_sleep)
+            ):
+                for p in pending:
+                    p.reason = (
+                        f"the deadline passed before another attempt; last error: "
+                        f"{p.code}: {p.reason}"
+                    )
+                    p.code = DEADLINE_EXCEEDED
             report.failed.extend(p.failed(sender_fault=False) for p in pending)
             return []
 
         if pending and self._policy.max_trials > 1:
-            await self._policy.retrying(sleep=self._sleep, on_give_up=give_up)(retry)
+            retrying = self._policy.retrying(
+                sleep=self._sleep, on_give_up=give_up, deadline_at=deadline_at, clock=self._clock
+            )
+            await retrying(retry)
         elif pending:
             give_up()
         log.debug(
@@ -127,18 +164,33 @@ class Dispatcher:
         entries = [{"Id": str(i), **p.message.fields} for i, p in enumerate(pending)]
         for p in pending:
             p.attempts += 1
+            if p.maybe_sent:
+                report.possible_duplicates += 1
+                p.maybe_sent = False
         report.requests += 1
-        started = self._clock()
+        sent_at = await self.limit.acquire()
         try:
-            async with self._requests, asyncio.timeout(self._request_timeout):
+            async with asyncio.timeout(self._request_timeout):
                 response = await self._client.send_message_batch(
                     QueueUrl=self._queue_url, Entries=entries
                 )
         except Exception as exc:
-            return await self._request_failed(exc, pending, report)
+            error: Exception | None = exc
+        else:
+            error = None
         finally:
-            report.latencies.append(self._clock() - started)
-        return self._sort_entries(response, pending, report)
+            await self.limit.release()
+            report.latencies.append(self._clock() - sent_at)
+        if error is not None:
+            if is_congestion(error):
+                self.limit.congested(sent_at)
+            return await self._request_failed(error, pending, report)
+        retry = self._sort_entries(response, pending, report)
+        if any(is_throttling_entry(p.code) for p in retry):
+            self.limit.congested(sent_at)
+        else:
+            await self.limit.succeeded()
+        return retry
 
     async def _request_failed(
         self, exc: Exception, pending: list[_Pending], report: SendResult
@@ -163,6 +215,9 @@ class Dispatcher:
             return []
         if kind is FailureKind.THROTTLED:
             report.throttled += 1
+        if may_have_been_accepted(exc):
+            for p in pending:
+                p.maybe_sent = True
         log.debug("request failed (%s), %d entries to retry", code, len(pending))
         return pending
 

@@ -45,8 +45,11 @@ class SendResult:
     leaves `delivered` empty to keep memory flat. The counters describe the requests made:
     `requests` (SendMessageBatch calls, retries included), `retried` (entries sent again
     after a transient failure), `throttled` (throttling errors, per request or entry),
-    `bytes_delivered` (message bytes as SQS counts them) and `latencies` (seconds per
-    request).
+    `bytes_delivered` (message bytes as SQS counts them), `latencies` (seconds per
+    request) and `throttled_seconds` (time the sender ran below `max_in_flight` because SQS
+    throttled or failed with 5xx) and `possible_duplicates` (entries sent again after a
+    timeout or a dropped connection, when SQS may already have accepted them: on a standard
+    queue each may be delivered twice).
     """
 
     delivered: list[Delivered] = field(default_factory=list)
@@ -57,6 +60,8 @@ class SendResult:
     throttled: int = 0
     bytes_delivered: int = 0
     latencies: list[float] = field(default_factory=list)
+    throttled_seconds: float = 0.0
+    possible_duplicates: int = 0
 
     @property
     def total(self) -> int:
@@ -73,3 +78,4 @@ class SendResult:
         self.throttled += part.throttled
         self.bytes_delivered += part.bytes_delivered
         self.latencies.extend(part.latencies)
+        self.possible_duplicates += part.possible_duplicates

@@ -14,11 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+)
 from botocore.retries.standard import (
     RetryContext,
     ThrottledRetryableChecker,
@@ -32,6 +38,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -105,9 +112,37 @@ def is_transient(exc: BaseException) -> bool:
     return classify(exc) in (FailureKind.TRANSIENT, FailureKind.THROTTLED)
 
 
+def is_congestion(exc: BaseException) -> bool:
+    """Throttling or a 5xx: a sign to send fewer requests at once."""
+    if classify(exc) is FailureKind.THROTTLED:
+        return True
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    return False
+
+
+def may_have_been_accepted(exc: BaseException) -> bool:
+    """The request may have reached SQS before it failed: retrying it may duplicate messages
+    (on a standard queue; a FIFO queue deduplicates within 5 minutes)."""
+    return isinstance(exc, TimeoutError | ReadTimeoutError | ConnectionClosedError)
+
+
 def is_throttling_entry(code: str) -> bool:
     """Whether a per-entry error code means throttling (for example KMS throttling)."""
     return code in _EXTRA_THROTTLING_CODES or "Throttl" in code
+
+
+class stop_at_deadline(stop_base):
+    """Stop when the next attempt would start at or after `deadline_at` (a `clock` time)."""
+
+    def __init__(self, deadline_at: float | None, clock: Callable[[], float]) -> None:
+        self.deadline_at = deadline_at
+        self.clock = clock
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self.deadline_at is None:
+            return False
+        return self.clock() + retry_state.upcoming_sleep >= self.deadline_at
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,14 +170,20 @@ class RetryPolicy:
                 raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
 
     def retrying(
-        self, *, sleep: Sleep, on_give_up: Callable[[RetryCallState], Any]
+        self,
+        *,
+        sleep: Sleep,
+        on_give_up: Callable[[RetryCallState], Any],
+        deadline_at: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> AsyncRetrying:
         """A fresh `AsyncRetrying` for the retries of one batch whose first attempt is done
         (its statistics must not be shared across tasks).
 
         It waits before each of the remaining `max_trials - 1` attempts. An attempt returns
         the entries still to retry (empty when done): a partial failure is a result, not an
-        exception. `on_give_up` receives the final state.
+        exception. `on_give_up` receives the final state. No attempt starts after
+        `deadline_at` (a `clock` time).
         """
         first_wait = self._wait()
 
@@ -151,7 +192,7 @@ class RetryPolicy:
                 await sleep(first_wait(state))
 
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_trials - 1),
+            stop=stop_after_attempt(self.max_trials - 1) | stop_at_deadline(deadline_at, clock),
             # Retry k waits initial * 2**(k-1): tenacity's attempt k is our retry k+1.
             wait=self._wait(multiplier=2 * self.initial_backoff),
             retry=retry_if_result(bool),

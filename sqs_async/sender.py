@@ -15,10 +15,10 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
 
-from .batching import BatchPacker
+from .batching import Batch, BatchPacker
 from .client import SqsClient, open_client, read_queue_traits
 from .config import SenderConfig
-from .dispatch import Dispatcher
+from .dispatch import DEADLINE_EXCEEDED, Dispatcher
 from .errors import SqsClientError, SqsUnavailableError, explain
 from .results import Failed, SendResult
 from .retry import Sleep, default_sleep, error_code, is_transient
@@ -119,6 +119,7 @@ class SqsSender:
             queue_url=queue_url,
             policy=self.config.retry,
             max_in_flight=self.config.max_in_flight,
+            adaptive=self.config.adaptive_concurrency,
             request_timeout=self.config.request_timeout,
             sleep=self._sleep,
         )
@@ -134,6 +135,7 @@ class SqsSender:
         messages: Iterable[Any] | AsyncIterable[Any],
         *,
         keep_delivered: bool = True,
+        deadline: float | None = None,
         log_level: int = logging.INFO,
     ) -> SendResult:
         """Send every message; return each one as `Delivered` or `Failed`.
@@ -145,31 +147,53 @@ class SqsSender:
         `keep_delivered=False` only counts delivered messages (`result.delivered_count`), so
         memory stays flat however long the input; failures are always kept. The summary line
         is logged at `log_level` (callers that sum up several sends pass DEBUG).
+
+        `deadline` (seconds): no request or retry starts after it; every message not
+        delivered by then fails with code `DeadlineExceeded` (the rest of the input is still
+        read, to account for it). The call returns within the deadline plus one request
+        timeout.
         """
         dispatcher = self.dispatcher
         result = SendResult()
+        throttled_before = dispatcher.limit.reduced_seconds
         packer = BatchPacker(max_bytes=self.config.max_request_bytes)
+        deadline_at = None if deadline is None else dispatcher.now() + deadline
 
         def absorb(task: asyncio.Task[SendResult]) -> None:
             # Failed or cancelled tasks are raised by the task group.
             if not task.cancelled() and task.exception() is None:
                 result.absorb(task.result(), keep_delivered=keep_delivered)
 
+        def expired() -> bool:
+            return deadline_at is not None and dispatcher.now() >= deadline_at
+
+        async def dispatch(batch: Batch | None, group: asyncio.TaskGroup) -> None:
+            if batch is None:
+                return
+            remaining = None if deadline_at is None else max(0, deadline_at - dispatcher.now())
+            try:
+                async with asyncio.timeout(remaining):
+                    task = await dispatcher.submit(batch, group, deadline_at)
+            except TimeoutError:
+                result.failed.extend(too_late(m.record, m.index, deadline) for m in batch.messages)
+            else:
+                task.add_done_callback(absorb)
+
         try:
             async with asyncio.TaskGroup() as group:
                 async for index, record in _enumerate(messages):
+                    if expired():
+                        result.failed.append(too_late(record, index, deadline))
+                        continue
                     prepared = prepare(record, index, self.traits)
                     if isinstance(prepared, Rejection):
                         result.failed.append(rejected(record, index, prepared))
                         continue
-                    batch = packer.add(prepared)
-                    if batch is not None:
-                        (await dispatcher.submit(batch, group)).add_done_callback(absorb)
-                batch = packer.flush()
-                if batch is not None:
-                    (await dispatcher.submit(batch, group)).add_done_callback(absorb)
+                    await dispatch(packer.add(prepared), group)
+                await dispatch(packer.flush(), group)
         except* SqsClientError as errors:
             raise errors.exceptions[0] from None
+        result.throttled_seconds = dispatcher.limit.reduced_seconds - throttled_before
         log.log(
             log_level,
             "total %d, succeeded %d, failed %d",
@@ -197,6 +221,18 @@ class SqsSender:
                 raise SqsUnavailableError(message, code=code) from exc
             raise SqsClientError(message, code=code) from exc
         return str(response["QueueUrl"])
+
+
+def too_late(record: Any, index: int, deadline: float | None) -> Failed:
+    """The `Failed` result of a message not sent before the send's deadline."""
+    return Failed(
+        record=record,
+        index=index,
+        code=DEADLINE_EXCEEDED,
+        message=f"not sent: the send's deadline of {deadline:g}s passed",
+        sender_fault=False,
+        attempts=0,
+    )
 
 
 def rejected(record: Any, index: int, rejection: Rejection) -> Failed:
