@@ -24,6 +24,8 @@ class LocalSqsServer:
     """moto's server on 127.0.0.1; `endpoint_url` is set once it has started.
 
     `with LocalSqsServer() as server:` starts and stops it; `reset()` forgets all queues.
+    After `stop()`, `start()` listens on the same port again (queues are kept: moto's state
+    lives in the process).
     """
 
     def __init__(self, port: int = 0) -> None:
@@ -44,6 +46,7 @@ class LocalSqsServer:
         server.start()
         host, port = server.get_host_and_port()
         self._server = server
+        self._port = port  # a restart comes back on the same port
         self.endpoint_url = f"http://{host}:{port}"
         return self.endpoint_url
 
