@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -217,3 +221,21 @@ async def test_deadline_zero_sends_nothing(max_in_flight: int) -> None:
         result = await sender.send(numbered(25), deadline=0)
     assert result.delivered_count == 0
     assert [f.code for f in result.failed] == [DEADLINE_EXCEEDED] * 25
+
+
+@pytest.mark.slow
+def test_soak_200000_messages_through_beam_with_transient_faults() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.soak", "--messages", "200000", "--fail-rate", "0.05"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    soak = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert soak["faults_injected"] > 5000
+    assert soak["delivered"] == 199_800 and soak["failed_output_records"] == 200
+    assert soak["lost"] == 0 and soak["duplicates"] == 0
+    quarters = soak["rss_mb_at_quarters"]
+    assert max(quarters) - min(quarters) < 25, quarters  # flat while it runs
