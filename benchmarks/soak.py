@@ -63,11 +63,14 @@ class RssSampler:
         return [round(self.samples[max(0, n * q // 4 - 1)], 1) for q in (1, 2, 3, 4)] if n else []
 
 
-def run(messages: int, fail_rate: float, max_in_flight: int) -> dict[str, Any]:
+def run(
+    messages: int, fail_rate: float, max_in_flight: int, throttle_above: int = 0
+) -> dict[str, Any]:
     seeds = messages // PER_SEED
     with EndpointProcess() as endpoint:
         endpoint.reset(
-            Scenario(latency_ms=1, body_bytes=0, max_in_flight=max_in_flight, fail_rate=fail_rate)
+            Scenario(latency_ms=1, body_bytes=0, max_in_flight=max_in_flight, fail_rate=fail_rate),
+            max_concurrent=throttle_above,
         )
         options = PipelineOptions(
             ["--runner=FnApiRunner", f"--endpoint_url={endpoint.url}"]
@@ -99,9 +102,11 @@ def run(messages: int, fail_rate: float, max_in_flight: int) -> dict[str, Any]:
         "messages": seeds * PER_SEED,
         "invalid": seeds,
         "faults_injected": stats["entry_failures"],
+        "requests_throttled": stats["throttled"],
         "delivered": counters.get("messages_sent", 0),
         "failed_output_records": counters.get("failed_output_records", 0),
-        "lost": len(valid - accepted),
+        # Lost: valid messages neither accepted by the endpoint nor in the failed output.
+        "lost": len(valid - accepted) - (counters.get("failed_output_records", 0) - seeds),
         "duplicates": stats["duplicates"],
         "retried": counters.get("messages_retried", 0),
         "throttled_ms": counters.get("throttled_ms", 0),
@@ -117,8 +122,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--fail-rate", type=float, default=0.05)
     parser.add_argument("--max-in-flight", type=int, default=32)
+    parser.add_argument(
+        "--throttle-above",
+        type=int,
+        default=0,
+        help="the endpoint throttles requests beyond this many at once",
+    )
     args = parser.parse_args()
-    print(json.dumps(run(args.messages, args.fail_rate, args.max_in_flight)))
+    print(json.dumps(run(args.messages, args.fail_rate, args.max_in_flight, args.throttle_above)))
 
 
 if __name__ == "__main__":
