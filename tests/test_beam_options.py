@@ -170,3 +170,28 @@ async def test_a_pipeline_run_from_inside_an_event_loop_still_works(
     with beam.Pipeline(options=options) as p:  # blocks this loop until done, then returns
         _ = p | beam.Create(["from-async"]) | WriteToSqs(queue_url=queue_url)
     assert bodies(sync_client, queue_url) == ["from-async"]
+
+
+async def test_secrets_stay_out_of_reprs_of_sender_and_client(
+    server: LocalSqsServer, queue_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqs_async import SqsSender
+
+    caplog.set_level(logging.INFO)
+    clients: list[Any] = []
+
+    def keep(client: Any) -> Any:
+        clients.append(client)
+        return client
+
+    sender = SqsSender(
+        queue_url=queue_url,
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        client_wrapper=keep,
+        **SECRETS,
+    )
+    async with sender:
+        await sender.send(["x"])
+        assert_no_secret(repr(sender) + repr(sender.config) + repr(clients[0]))
+    assert_no_secret(" ".join(r.getMessage() for r in caplog.records))
