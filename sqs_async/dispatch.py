@@ -129,16 +129,10 @@ class Dispatcher:
             return pending
 
         def give_up(state: RetryCallState | None = None) -> list[_Pending]:
-            if (
-                state is not None
-                and deadline_at is not None
-                and self.now() >= deadline_at - (state.upcoming_sleep)
-            ):
+            next_attempt_at = self.now() + (state.upcoming_sleep if state else 0)
+            if deadline_at is not None and next_attempt_at >= deadline_at:
                 for p in pending:
-                    p.reason = (
-                        f"the deadline passed before another attempt; last error: "
-                        f"{p.code}: {p.reason}"
-                    )
+                    p.reason = f"deadline passed before a retry; last: {p.code}: {p.reason}"
                     p.code = DEADLINE_EXCEEDED
             report.failed.extend(p.failed(sender_fault=False) for p in pending)
             return []
