@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test test-all lint demo bench clean
+
+# Every interpreter here that both this project (3.11+) and apache-beam support.
+PYTHONS ?= 3.11 3.12 3.13
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +23,18 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# The suite on each of $(PYTHONS), each in its own .venv-X.Y (CI runs `make test` only).
+test-all:
+	set -e; for v in $(PYTHONS); do \
+	  echo "== Python $$v"; \
+	  if command -v pyenv >/dev/null; then \
+	    py=$$(PYENV_VERSION=$$(pyenv latest $$v) pyenv which python$$v); \
+	  else py=$$(command -v python$$v); fi; \
+	  $$py -m venv .venv-$$v; \
+	  .venv-$$v/bin/python -m pip install --quiet -c constraints.txt -e '.[test,beam]'; \
+	  .venv-$$v/bin/python -m pytest -q -p no:cacheprovider; \
+	done
+
 demo: $(STAMP)
 	$(BIN)/python examples/pipeline.py --local
 
@@ -28,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache .hypothesis

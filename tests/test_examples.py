@@ -28,3 +28,13 @@ def test_seed_pipeline_example_reports_100_messages() -> None:
 def test_engine_demo_reads_back_what_it_sent() -> None:
     out = run_example("engine_demo.py", "--count", "50")
     assert "50 messages delivered, 50 read back" in out
+
+
+def test_dead_letter_pipeline_example() -> None:
+    out = run_example("dead_letter_pipeline.py", "--local")
+    assert "orders: 20 messages" in out and "orders-dead-letters: 1 messages" in out
+
+
+def test_producer_example() -> None:
+    out = run_example("producer_demo.py", "--local")
+    assert "100 messages in the queue" in out

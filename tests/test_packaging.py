@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import sqs_async
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_engine_never_imports_apache_beam() -> None:
@@ -18,3 +23,40 @@ def test_engine_never_imports_apache_beam() -> None:
 
 def test_version_is_exposed() -> None:
     assert sqs_async.__version__.count(".") == 2
+
+
+@pytest.mark.slow
+def test_wheel_and_sdist_build_pass_twine_and_install_cleanly(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    run = {"check": True, "capture_output": True, "text": True, "timeout": 900}
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], **run)
+    [wheel] = dist.glob("*.whl")
+    [sdist] = dist.glob("*.tar.gz")
+    subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(wheel), str(sdist)], **run
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], **run)
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt")]
+    subprocess.run([*pip, str(wheel)], **run)  # no extras: the engine alone
+    engine_alone = (
+        "import importlib.util, sys, sqs_async; "
+        "assert importlib.util.find_spec('apache_beam') is None; "
+        "print(sqs_async.__version__)"
+    )
+    out = subprocess.run([python, "-c", engine_alone], **run).stdout
+    assert out.strip() == sqs_async.__version__
+    subprocess.run([*pip, f"{wheel}[beam]"], **run)
+    subprocess.run([python, "-c", "import beam_adapter, sqs_async.cli"], **run)
+    files = subprocess.run(
+        [
+            python,
+            "-c",
+            "import sqs_async, beam_adapter, pathlib; "
+            "print(*(pathlib.Path(m.__file__).with_name('py.typed').exists() "
+            "for m in (sqs_async, beam_adapter)))",
+        ],
+        **run,
+    ).stdout
+    assert files.split() == ["True", "True"]

@@ -1,0 +1,135 @@
+"""Prints the configuration reference of the README from the code itself.
+
+    python scripts/config_reference.py
+
+Names and defaults come from `SenderConfig`, the signatures of `SqsSender`, `SqsProducer` and
+`WriteToSqs`, and the CLI's parser; descriptions come from DESCRIPTIONS below. A test checks
+that the README holds exactly this output, and that every option has a description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+from beam_adapter import WriteToSqs
+from sqs_async import SenderConfig, SqsProducer, SqsSender
+from sqs_async.cli import parser as cli_parser
+
+DESCRIPTIONS = {
+    "queue_url": "URL of the queue (give this or `queue_name`)",
+    "queue_name": "name of the queue, resolved to its URL once when opening",
+    "endpoint_url": "SQS endpoint, for a local server or a VPC endpoint",
+    "region_name": "AWS region (default: the standard AWS configuration)",
+    "aws_access_key_id": "credentials; default: the standard AWS credential chain",
+    "aws_secret_access_key": "credentials; never shown in `repr`, logs or display data",
+    "aws_session_token": "credentials (temporary); never shown",
+    "verify": "TLS certificate verification: true, false or a CA bundle path",
+    "use_ssl": "use https",
+    "api_version": "SQS API version for botocore",
+    "max_in_flight": "most SendMessageBatch requests at once (and the connection pool size)",
+    "adaptive_concurrency": "halve concurrency on throttling or 5xx, grow it back after",
+    "max_trials": "attempts per message, the first included (shortcut for `retry`)",
+    "retry": "`RetryPolicy(max_trials, initial_backoff, max_backoff, jitter)`",
+    "max_message_bytes": "message size limit; None: the queue's MaximumMessageSize, else 1 MiB",
+    "max_request_bytes": "request size limit (sum of message sizes)",
+    "connect_timeout": "seconds to connect, per attempt",
+    "read_timeout": "seconds to wait for an answer, per attempt",
+    "config": "a `SenderConfig` (keywords given as well override its fields)",
+    "client": "an open aiobotocore SQS client to borrow (never closed by the sender)",
+    "client_wrapper": "wraps the client in use (fault injection in tests)",
+    "sleep": "replaces `asyncio.sleep` between retries (tests)",
+    "settings": "any `SenderConfig` field",
+    "sender_settings": "any other `SenderConfig` field",
+    "linger": "seconds a partly filled batch waits for more messages",
+    "max_buffered": "messages accepted and not yet resolved before `put` waits",
+    "close_timeout": "seconds `close` waits before failing what is unconfirmed",
+    "append_error": "add an `error` dict to failed records",
+    "failed_output": "tag of the failed output",
+    "emit_delivered": "emit `{record, MessageId}` on the main output",
+    "buffer_size": "messages buffered per DoFn before a flush; None: max(1000, 100 x mif)",
+    "bundle_deadline": "seconds after a bundle starts when what is unsent fails",
+    "queue": "queue name or queue URL",
+    "file": "JSON-lines file; - reads standard input",
+    "endpoint-url": "SQS endpoint",
+    "region": "AWS region",
+    "max-in-flight": "concurrent requests",
+    "max-trials": "attempts per message",
+    "failed": "file for failed lines (JSON lines)",
+    "port": "port of the local server (0: a free one)",
+    "local queue": "create this queue when starting (repeatable)",
+}
+
+
+def _config_rows() -> Iterator[tuple[str, str]]:
+    for field in dataclasses.fields(SenderConfig):
+        if field.default is not dataclasses.MISSING:
+            yield field.name, f"`{field.default!r}`"
+        else:
+            yield field.name, "`RetryPolicy()`"
+
+
+def _signature_rows(callable_: Any, skip: set[str]) -> Iterator[tuple[str, str]]:
+    for name, parameter in inspect.signature(callable_).parameters.items():
+        if name in skip:
+            continue
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            yield f"**{name}", "-"
+        elif parameter.default is inspect.Parameter.empty:
+            yield name, "required"
+        elif callable(parameter.default):
+            yield name, f"`{parameter.default.__name__}`"
+        else:
+            yield name, f"`{parameter.default!r}`"
+
+
+def _cli_rows() -> Iterator[tuple[str, str, str, str]]:
+    """(command, option as typed, default, description key) for each CLI option."""
+    subparsers = next(a for a in cli_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if action.option_strings:
+                option = action.option_strings[-1]
+                yield command, option, f"`{action.default!r}`", option.lstrip("-")
+            else:
+                yield command, str(action.metavar), "required", action.dest
+
+
+def _describe(name: str) -> str:
+    return DESCRIPTIONS[name.lstrip("*").lstrip("-")]
+
+
+def table(title: str, rows: Iterator[tuple[str, str]]) -> list[str]:
+    lines = [f"**{title}**", "", "| option | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{name}` | {default} | {_describe(name)} |" for name, default in rows]
+    return [*lines, ""]
+
+
+def reference() -> str:
+    lines = table(
+        "SenderConfig fields (keywords of SqsSender, SqsProducer, WriteToSqs)", _config_rows()
+    )
+    lines += table("SqsSender", _signature_rows(SqsSender.__init__, {"self"}))
+    lines += table("SqsProducer", _signature_rows(SqsProducer.__init__, {"self"}))
+    lines += table("WriteToSqs", _signature_rows(WriteToSqs.__init__, {"self"}))
+    lines += [
+        "**sqs-async command line**",
+        "",
+        "| command | option | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {command} | `{option}` | {default} | "
+        f"{DESCRIPTIONS.get(f'{command} {key}', DESCRIPTIONS[key])} |"
+        for command, option, default, key in _cli_rows()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference(), end="")
