@@ -214,6 +214,10 @@ def command_send(args: argparse.Namespace) -> int:
 def command_local(args: argparse.Namespace) -> int:
     import boto3
 
+    stop = threading.Event()
+    # Handlers first: Ctrl-C (or SIGTERM) at any moment from here on stops the server cleanly.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalSqsServer(port=args.port) as server:
         client = boto3.client("sqs", **server.client_settings)
         for name in args.queue:
@@ -224,8 +228,7 @@ def command_local(args: argparse.Namespace) -> int:
             "Ctrl-C stops it",
             flush=True,
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        stop.wait()
     return 0
 
 

@@ -137,6 +137,7 @@ def test_local_starts_a_loopback_server_with_queues() -> None:
         assert server_line.startswith("local SQS server at http://127.0.0.1:")
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        status = process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
+    assert status == 0
