@@ -98,3 +98,19 @@ class FaultyClient:
 
     async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
         return await self.inner.get_queue_attributes(**kwargs)
+
+
+class StubClient:
+    """A client without a server, for tests about the engine itself: answers the calls made
+    when opening; subclasses define `send_message_batch` (often with `accept_all`)."""
+
+    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]:
+        return {"QueueUrl": "https://sqs.test/1/q"}
+
+    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Attributes": {"MaximumMessageSize": "1048576"}}
+
+
+def accept_all(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A SendMessageBatch answer accepting every entry, with MessageId 'id-<body>'."""
+    return {"Successful": [{"Id": e["Id"], "MessageId": f"id-{e['MessageBody']}"} for e in entries]}

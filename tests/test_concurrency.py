@@ -10,8 +10,10 @@ import pytest
 
 from sqs_async import SqsSender
 
+from .faults import StubClient, accept_all
 
-class SlowFakeClient:
+
+class SlowFakeClient(StubClient):
     """Accepts every entry after a delay, counting requests in flight (no server needed)."""
 
     def __init__(self, delay: float) -> None:
@@ -31,17 +33,7 @@ class SlowFakeClient:
             await asyncio.sleep(self.delay)
         finally:
             self.in_flight -= 1
-        return {
-            "Successful": [
-                {"Id": e["Id"], "MessageId": f"id-{e['MessageBody']}"} for e in kwargs["Entries"]
-            ]
-        }
-
-    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]:
-        raise AssertionError("not used")
-
-    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
-        return {"Attributes": {"MaximumMessageSize": "1048576"}}
+        return accept_all(kwargs["Entries"])
 
 
 @pytest.mark.parametrize("max_in_flight", [1, 4, 16])

@@ -17,6 +17,7 @@ from sqs_async import Delivered, SqsSender
 from sqs_async.validation import ENTRY_FIELDS
 
 from .conftest import LOCAL_RUNNER
+from .faults import StubClient, accept_all
 
 ODD_CHARACTERS = ["a", "é", "\x00", "\ufffe", "\uffff", "\t", "😀", " "]
 SURROGATE = "\ud800"  # a lone surrogate: Python allows it in str, UTF-8 does not
@@ -56,21 +57,14 @@ BEAM_VALUES = values(BEAM_ODD_TEXT)
 GOOD = st.one_of(GOOD_TEXT, GOOD_TEXT.map(lambda body: {"Id": "any", "MessageBody": body}))
 
 
-class AcceptAll:
+class AcceptAll(StubClient):
     """Accepts every entry at once: the fuzz is about input, not the server."""
 
     async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
-        entries = kwargs["Entries"]
-        return {"Successful": [{"Id": e["Id"], "MessageId": "m"} for e in entries]}
-
-    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]:
-        return {"QueueUrl": "https://sqs.test/1/q"}
-
-    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
-        return {"Attributes": {"MaximumMessageSize": "1048576"}}
+        return accept_all(kwargs["Entries"])
 
 
-def accept_all(_: Any) -> AcceptAll:
+def wrap_with_accept_all(_: Any) -> AcceptAll:
     return AcceptAll()
 
 
@@ -116,7 +110,7 @@ def test_beam_adapter_accounts_for_arbitrary_elements(elements: list[Any], good:
         pipeline
         | beam.Create([[*elements, *good]], reshuffle=False)
         | beam.FlatMap(lambda batch: batch)
-        | WriteToSqs(queue_url="https://sqs.test/1/q", client_wrapper=accept_all)
+        | WriteToSqs(queue_url="https://sqs.test/1/q", client_wrapper=wrap_with_accept_all)
     )
     _ = output[WriteToSqs.FAILED_OUTPUT] | beam.Map(lambda record: None)
     result = pipeline.run()

@@ -14,12 +14,12 @@ from sqs_async import Delivered, Failed, ProducerFull, SqsClientError, SqsProduc
 from sqs_async.producer import CLOSED_BEFORE_CONFIRMATION
 
 from .conftest import stored_bodies
-from .faults import FaultyClient, client_error
+from .faults import FaultyClient, StubClient, accept_all, client_error
 
 URL = "https://sqs.test/1/q"
 
 
-class ControlledClient:
+class ControlledClient(StubClient):
     """Accepts every entry; records each request; can be stalled until released."""
 
     def __init__(self) -> None:
@@ -32,17 +32,7 @@ class ControlledClient:
         self.requests.append([e["MessageBody"] for e in kwargs["Entries"]])
         self.sent_at.append(asyncio.get_running_loop().time())
         await self.open.wait()
-        return {
-            "Successful": [
-                {"Id": e["Id"], "MessageId": f"id-{e['MessageBody']}"} for e in kwargs["Entries"]
-            ]
-        }
-
-    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]:
-        raise AssertionError("not used")
-
-    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
-        return {"Attributes": {}}
+        return accept_all(kwargs["Entries"])
 
 
 async def put_from_tasks(producer: SqsProducer, tasks: int, each: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqs_async import LocalSqsServer, RetryPolicy, SqsSender
 from sqs_async.dispatch import DEADLINE_EXCEEDED
 
 from .conftest import make_queue, stored_bodies
-from .faults import FaultyClient
+from .faults import FaultyClient, StubClient
 
 QUICK_RETRIES = RetryPolicy(max_trials=40, initial_backoff=0.01, max_backoff=0.1, jitter=0.01)
 
@@ -54,7 +54,9 @@ async def test_throttling_lowers_concurrency_and_it_recovers() -> None:
             stats = await asyncio.to_thread(endpoint.stats)
             assert stats["duplicates"] == 0
     fixed, adaptive = results[False], results[True]
-    assert fixed.delivered_count == adaptive.delivered_count == 2000
+    assert adaptive.delivered_count == 2000
+    # A fixed sender hammering the endpoint may exhaust its attempts: failed, never lost.
+    assert fixed.total == 2000 and {f.code for f in fixed.failed} <= {"ThrottlingException"}
     assert adaptive.throttled * 4 < fixed.throttled, (adaptive.throttled, fixed.throttled)
     assert adaptive.throttled_seconds > 0 and fixed.throttled_seconds == 0
 
@@ -161,7 +163,7 @@ async def test_retry_after_a_lost_answer_is_counted_as_a_possible_duplicate(
     assert stored == Counter({b: 2 if b in first_request else 1 for b in numbered(15)})
 
 
-class SlowAccepting:
+class SlowAccepting(StubClient):
     """Accepts everything after `delay` seconds; entries starting with 'flaky' always fail."""
 
     def __init__(self, delay: float) -> None:
@@ -183,12 +185,6 @@ class SlowAccepting:
             else:
                 ok.append({"Id": e["Id"], "MessageId": "m"})
         return {"Successful": ok, "Failed": bad}
-
-    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]:
-        raise AssertionError("not used")
-
-    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
-        return {"Attributes": {}}
 
 
 async def test_deadline_fails_what_is_left_and_returns() -> None:
