@@ -42,6 +42,7 @@ DESCRIPTIONS = {
     "client": "an open aiobotocore SQS client to borrow (never closed by the sender)",
     "client_wrapper": "wraps the client in use (fault injection in tests)",
     "sleep": "replaces `asyncio.sleep` between retries (tests)",
+    "clock": "monotonic clock for deadlines and latencies (tests)",
     "settings": "any `SenderConfig` field",
     "sender_settings": "any other `SenderConfig` field",
     "linger": "seconds a partly filled batch waits for more messages",

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -65,6 +67,7 @@ class SqsProducer:
         close_timeout: float = 30.0,
         client: SqsClient | None = None,
         sleep: Sleep = default_sleep,
+        clock: Callable[[], float] = time.monotonic,
         **settings: Any,
     ) -> None:
         config = SenderConfig.merge(config, settings)
@@ -78,7 +81,7 @@ class SqsProducer:
         self.linger = float(linger)
         self.max_buffered = max_buffered
         self.close_timeout = float(close_timeout)
-        self._sender = SqsSender(config, client=client, sleep=sleep)
+        self._sender = SqsSender(config, client=client, sleep=sleep, clock=clock)
         # One token per accepted, unresolved message: a bounded queue is the public way to
         # have both a waiting and a non-waiting acquire.
         self._room: asyncio.Queue[None] = asyncio.Queue(maxsize=max_buffered)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -39,7 +40,8 @@ class SqsSender:
     is borrowed: an open aiobotocore SQS client (or anything with the same async methods) that
     the sender uses and never closes. Without it the sender opens its own client on the
     running loop and closes it on exit. `client_wrapper` wraps whichever client is used (tests
-    inject faults with it). `sleep` replaces `asyncio.sleep` between retries.
+    inject faults with it). `sleep` replaces `asyncio.sleep` between retries and `clock`
+    the monotonic clock of deadlines and latencies (tests).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class SqsSender:
         client: SqsClient | None = None,
         client_wrapper: Callable[[SqsClient], SqsClient] | None = None,
         sleep: Sleep = default_sleep,
+        clock: Callable[[], float] = time.monotonic,
         **settings: Any,
     ) -> None:
         config = SenderConfig.merge(config, settings)
@@ -56,6 +59,7 @@ class SqsSender:
         self._borrowed_client = client
         self._client_wrapper = client_wrapper
         self._sleep = sleep
+        self._clock = clock
         self._stack: AsyncExitStack | None = None
         self._dispatcher: Dispatcher | None = None
         self._queue_url: str | None = config.queue_url
@@ -122,6 +126,7 @@ class SqsSender:
             adaptive=self.config.adaptive_concurrency,
             request_timeout=self.config.request_timeout,
             sleep=self._sleep,
+            clock=self._clock,
         )
 
     async def close(self) -> None:
