@@ -50,17 +50,19 @@ class AdaptiveLimit:
     async def release(self) -> None:
         async with self._changed:
             self.in_flight -= 1
-            self._changed.notify_all()
+            self._changed.notify()  # one slot freed: wake one waiter, not all of them
 
     async def succeeded(self) -> None:
         if not self.adaptive or self.limit >= self.maximum:
             return
         async with self._changed:
+            slots = int(self.limit)
             self.limit = min(self.maximum, self.limit + 1 / self.limit)
             if self.limit >= self.maximum and self._reduced_since is not None:
                 self._reduced_total += self._clock() - self._reduced_since
                 self._reduced_since = None
-            self._changed.notify_all()
+            if int(self.limit) > slots:
+                self._changed.notify()  # a new slot opened
 
     def congested(self, sent_at: float) -> None:
         """A request sent at `sent_at` was throttled or met a 5xx."""
