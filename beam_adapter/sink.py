@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import apache_beam as beam
@@ -99,28 +99,25 @@ class _Metrics:
             self.latency.update(int(seconds * 1000))
 
 
+@dataclass(frozen=True)
+class _SinkSettings:
+    """What the DoFn needs beyond the engine's `SenderConfig` (see `WriteToSqs`)."""
+
+    append_error: bool
+    failed_output: str
+    emit_delivered: bool
+    buffer_size: int
+    client_wrapper: Callable[[SqsClient], SqsClient] | None
+    bundle_deadline: float | None
+
+
 class _WriteToSqsFn(beam.DoFn):
     """Buffers messages with their window and timestamp and sends them through the engine."""
 
-    def __init__(
-        self,
-        config: SenderConfig,
-        *,
-        append_error: bool,
-        failed_output: str,
-        emit_delivered: bool,
-        buffer_size: int,
-        client_wrapper: Callable[[SqsClient], SqsClient] | None,
-        bundle_deadline: float | None = None,
-    ) -> None:
+    def __init__(self, config: SenderConfig, sink: _SinkSettings) -> None:
         super().__init__()
-        self.bundle_deadline = bundle_deadline
         self.config = config
-        self.append_error = append_error
-        self.failed_output = failed_output
-        self.emit_delivered = emit_delivered
-        self.buffer_size = buffer_size
-        self.client_wrapper = client_wrapper
+        self.sink = sink
         # Live objects are created in setup: the DoFn must stay picklable.
         self._sender: SqsSender | None = None
         self._buffer: list[tuple[Any, Any, Any]] = []
@@ -137,7 +134,7 @@ class _WriteToSqsFn(beam.DoFn):
 
     def setup(self) -> None:
         self._metrics = _Metrics()
-        sender = SqsSender(self.config, client_wrapper=self.client_wrapper)
+        sender = SqsSender(self.config, client_wrapper=self.sink.client_wrapper)
         runtime.run(sender.open())
         self._sender = sender
 
@@ -154,7 +151,7 @@ class _WriteToSqsFn(beam.DoFn):
     ) -> Iterator[Any]:
         for record in records_of(element):
             self._buffer.append((record, timestamp, window))
-            if len(self._buffer) >= self.buffer_size:
+            if len(self._buffer) >= self.sink.buffer_size:
                 yield from self._flush()
 
     def finish_bundle(self) -> Iterator[Any]:
@@ -179,8 +176,8 @@ class _WriteToSqsFn(beam.DoFn):
         if not buffer or self._sender is None:
             return
         deadline = None
-        if self.bundle_deadline is not None:
-            deadline = max(0.0, self._started + self.bundle_deadline - time.monotonic())
+        if self.sink.bundle_deadline is not None:
+            deadline = max(0.0, self._started + self.sink.bundle_deadline - time.monotonic())
         result = runtime.run(
             self._sender.send(
                 [record for record, _, _ in buffer], deadline=deadline, log_level=logging.DEBUG
@@ -191,9 +188,9 @@ class _WriteToSqsFn(beam.DoFn):
         self._totals[1] += len(result.failed)
         for failed in result.failed:
             _, timestamp, window = buffer[failed.index]
-            value = failed_record(failed, self.append_error)
-            yield TaggedOutput(self.failed_output, WindowedValue(value, timestamp, (window,)))
-        if self.emit_delivered:
+            value = failed_record(failed, self.sink.append_error)
+            yield TaggedOutput(self.sink.failed_output, WindowedValue(value, timestamp, (window,)))
+        if self.sink.emit_delivered:
             for delivered in result.delivered:
                 _, timestamp, window = buffer[delivered.index]
                 yield WindowedValue(delivery_record(delivered), timestamp, (window,))
@@ -260,12 +257,14 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
             **sender_settings,
         )
         self._explicit = set(sender_settings)
-        self.append_error = append_error
-        self.failed_output = failed_output
-        self.emit_delivered = emit_delivered
-        self.buffer_size = buffer_size
-        self.client_wrapper = client_wrapper
-        self.bundle_deadline = bundle_deadline
+        self._sink = _SinkSettings(
+            append_error=append_error,
+            failed_output=failed_output,
+            emit_delivered=emit_delivered,
+            buffer_size=buffer_size,
+            client_wrapper=client_wrapper,
+            bundle_deadline=bundle_deadline,
+        )
 
     def expand(self, pcoll: PCollection[Any]) -> Any:
         options = pcoll.pipeline.options
@@ -275,14 +274,6 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
             config = replace(
                 config, **{k: v for k, v in from_flags.items() if k not in self._explicit}
             )
-        return pcoll | "SendToSqs" >> beam.ParDo(
-            _WriteToSqsFn(
-                config,
-                append_error=self.append_error,
-                failed_output=self.failed_output,
-                emit_delivered=self.emit_delivered,
-                buffer_size=self.buffer_size,
-                client_wrapper=self.client_wrapper,
-                bundle_deadline=self.bundle_deadline,
-            )
-        ).with_outputs(self.failed_output, main=None)
+        return pcoll | "SendToSqs" >> beam.ParDo(_WriteToSqsFn(config, self._sink)).with_outputs(
+            self._sink.failed_output, main=None
+        )
