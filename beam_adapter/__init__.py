@@ -9,12 +9,22 @@ Public API::
     SqsOptions       the pipeline flags (--aws_access_key_id, --endpoint_url, ...)
     SqsClientError   raised when the queue refuses every request
     LocalSqsServer   an SQS-compatible server on 127.0.0.1 for pipeline tests
+    QueueField       route each record to the queue named in one of its fields
+    stable_hash      a deterministic hash of a record (a FIFO deduplication id)
     METRICS_NAMESPACE
 """
 
-from sqs_async import LocalSqsServer, SqsClientError
+from sqs_async import LocalSqsServer, QueueField, SqsClientError, stable_hash
 
 from .options import SqsOptions
 from .sink import METRICS_NAMESPACE, WriteToSqs
 
-__all__ = ["METRICS_NAMESPACE", "LocalSqsServer", "SqsClientError", "SqsOptions", "WriteToSqs"]
+__all__ = [
+    "METRICS_NAMESPACE",
+    "LocalSqsServer",
+    "QueueField",
+    "SqsClientError",
+    "SqsOptions",
+    "WriteToSqs",
+    "stable_hash",
+]

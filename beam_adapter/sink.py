@@ -125,9 +125,7 @@ class _WriteToSqsFn(beam.DoFn):
 
     def display_data(self) -> dict[str, Any]:
         return {
-            "queue": DisplayDataItem(
-                self.config.queue_url or self.config.queue_name, label="SQS queue"
-            ),
+            "queue": DisplayDataItem(self.config.destination, label="SQS queue"),
             "max_in_flight": self.config.max_in_flight,
             "max_trials": self.config.retry.max_trials,
         }

@@ -20,8 +20,17 @@ from sqs_async import SenderConfig, SqsProducer, SqsSender
 from sqs_async.cli import parser as cli_parser
 
 DESCRIPTIONS = {
-    "queue_url": "URL of the queue (give this or `queue_name`)",
-    "queue_name": "name of the queue, resolved to its URL once when opening",
+    "queue_url": "URL of the queue (give this or `queue_name`), or a function of the record "
+    "giving its queue's URL, or `QueueField(name)`",
+    "queue_name": "name of the queue, resolved to its URL once; or a function of the record "
+    "giving its queue's name, or `QueueField(name)` (each queue resolved once)",
+    "serializer": "turns each record into a body (str) or an entry mapping, e.g. `json.dumps`",
+    "message_group_id": "FIFO group id where the entry has none: a str, or a function of the "
+    "record",
+    "message_deduplication_id": "FIFO deduplication id where the entry has none: a function of "
+    "the record, e.g. `stable_hash`",
+    "fifo_requests_per_second": "request rate cap per FIFO queue without high throughput "
+    "(quota 300); None: no cap",
     "endpoint_url": "SQS endpoint, for a local server or a VPC endpoint",
     "region_name": "AWS region (default: the standard AWS configuration)",
     "aws_access_key_id": "credentials; default: the standard AWS credential chain",

@@ -6,6 +6,8 @@ Public API::
     SqsProducer     put messages one at a time; batched and sent behind the scenes
     SenderConfig    its settings (a frozen value)
     RetryPolicy     how failed entries are retried
+    QueueField      route each record to the queue named in one of its fields
+    stable_hash     a deterministic hash of a record (a FIFO deduplication id)
     SendResult      what `send` returns: `.delivered` and `.failed`
     Delivered, Failed
     SqsAsyncError, SqsClientError, SqsUnavailableError, ProducerFull
@@ -14,6 +16,7 @@ Public API::
 
 from ._version import __version__
 from .config import SenderConfig
+from .entries import QueueField, stable_hash
 from .errors import SqsAsyncError, SqsClientError, SqsUnavailableError
 from .local import LocalSqsServer
 from .producer import ProducerFull, SqsProducer
@@ -26,6 +29,7 @@ __all__ = [
     "Failed",
     "LocalSqsServer",
     "ProducerFull",
+    "QueueField",
     "RetryPolicy",
     "SendResult",
     "SenderConfig",
@@ -35,4 +39,5 @@ __all__ = [
     "SqsSender",
     "SqsUnavailableError",
     "__version__",
+    "stable_hash",
 ]

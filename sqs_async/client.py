@@ -68,17 +68,23 @@ async def read_queue_traits(
     decides instead.
     """
     fifo = queue_url.endswith(".fifo")
-    content_based = False
+    content_based = high_throughput = False
     queue_limit = SQS_MAX_BYTES
     try:
         response = await client.get_queue_attributes(
             QueueUrl=queue_url,
-            AttributeNames=["MaximumMessageSize", "FifoQueue", "ContentBasedDeduplication"],
+            AttributeNames=[
+                "MaximumMessageSize",
+                "FifoQueue",
+                "ContentBasedDeduplication",
+                "FifoThroughputLimit",
+            ],
         )
         attributes = response.get("Attributes", {})
         queue_limit = int(attributes.get("MaximumMessageSize", queue_limit))
         fifo = attributes.get("FifoQueue", str(fifo)).lower() == "true"
         content_based = attributes.get("ContentBasedDeduplication", "false").lower() == "true"
+        high_throughput = attributes.get("FifoThroughputLimit") == "perMessageGroupId"
     except Exception as exc:  # any failure means: use the defaults
         log.info(
             "could not read attributes of %s (%s); assuming a %d-byte message limit",
@@ -91,4 +97,5 @@ async def read_queue_traits(
         max_message_bytes=min(limit, max_request_bytes),
         fifo=fifo,
         content_based_deduplication=content_based,
+        high_throughput=high_throughput,
     )

@@ -6,6 +6,7 @@ itself on construction. Secrets are kept out of `repr`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,13 +16,24 @@ from .retry import RetryPolicy
 # own MaximumMessageSize can be lower and is read from the queue when permitted.
 SQS_MAX_BYTES = 1_048_576
 DEFAULT_MAX_IN_FLIGHT = 16
+# SendMessageBatch quota of a FIFO queue without high throughput mode (requests per second).
+FIFO_REQUESTS_PER_SECOND = 300.0
+
+Route = Callable[[Any], str]
 
 
 @dataclass(frozen=True, kw_only=True)
 class SenderConfig:
     """Configuration of an `SqsSender`.
 
-    Destination: `queue_url`, or `queue_name` (resolved once when the sender opens).
+    Destination: `queue_url`, or `queue_name` (resolved once when the sender opens). Either
+    may instead be a function of the record (or a `QueueField`) giving each record's queue URL
+    or name: one sender then writes to many queues, each resolved once and cached, and a queue
+    that does not exist fails only its own records.
+    Records: `serializer` turns each record into a body (str) or an entry mapping (for
+    example `json.dumps`); `message_group_id` (a str, or a function of the record) and
+    `message_deduplication_id` (a function of the record, such as `stable_hash`) fill those
+    fields where the entry has none. The caller's record is what comes back in results.
     Connection: `endpoint_url`, `region_name`, credentials (default: the standard AWS chain,
     which is the way to go on a cluster), `verify` (TLS verification, or a CA bundle path),
     `use_ssl`, `connect_timeout` and `read_timeout` (seconds, per request attempt).
@@ -32,10 +44,16 @@ class SenderConfig:
     Limits: `max_message_bytes` (None: the queue's MaximumMessageSize when it can be read,
     else 1 MiB, and SQS decides), `max_request_bytes` (1 MiB, the SendMessageBatch limit).
     Retries: `retry` (a `RetryPolicy`); `max_trials` is a shortcut for `retry.max_trials`.
+    FIFO queues: `fifo_requests_per_second` caps requests to a FIFO queue without high
+    throughput mode (its quota is 300; None: no cap), so that adaptive concurrency does not
+    keep running into the quota.
     """
 
-    queue_url: str | None = None
-    queue_name: str | None = None
+    queue_url: str | Route | None = None
+    queue_name: str | Route | None = None
+    serializer: Callable[[Any], Any] | None = None
+    message_group_id: str | Callable[[Any], str] | None = None
+    message_deduplication_id: Callable[[Any], str] | None = None
     endpoint_url: str | None = None
     region_name: str | None = None
     aws_access_key_id: str | None = field(default=None, repr=False)
@@ -52,14 +70,37 @@ class SenderConfig:
     max_request_bytes: int = SQS_MAX_BYTES
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    fifo_requests_per_second: float | None = FIFO_REQUESTS_PER_SECOND
 
     def __post_init__(self) -> None:
         if (self.queue_url is None) == (self.queue_name is None):
             raise ValueError("give exactly one of queue_url and queue_name")
         for name in ("queue_url", "queue_name"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{name} must be a non-empty str, got {value!r}")
+            if (
+                value is not None
+                and not callable(value)
+                and (not isinstance(value, str) or not value)
+            ):
+                raise ValueError(
+                    f"{name} must be a non-empty str or a function of the record, got {value!r}"
+                )
+        for name in ("serializer", "message_deduplication_id"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise ValueError(f"{name} must be a function of the record, got {value!r}")
+        group_id = self.message_group_id
+        if (
+            group_id is not None
+            and not callable(group_id)
+            and (not isinstance(group_id, str) or not group_id)
+        ):
+            raise ValueError(f"message_group_id must be a str or a function, got {group_id!r}")
+        rate = self.fifo_requests_per_second
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
+        ):
+            raise ValueError(f"fifo_requests_per_second must be > 0 or None, got {rate!r}")
         if self.max_trials is not None and self.max_trials != self.retry.max_trials:
             # The shortcut wins over the policy's value; RetryPolicy validates it.
             object.__setattr__(self, "retry", replace(self.retry, max_trials=self.max_trials))
@@ -83,6 +124,23 @@ class SenderConfig:
         if config is None:
             return cls(**settings)
         return replace(config, **settings) if settings else config
+
+    @property
+    def route(self) -> Route | None:
+        """The function giving each record's queue, when routing is dynamic."""
+        queue = self.queue_url or self.queue_name
+        return None if isinstance(queue, str) else queue
+
+    @property
+    def destination(self) -> str:
+        """The queue as a person reads it: its URL or name, or how records are routed."""
+        queue = self.queue_url or self.queue_name
+        if isinstance(queue, str):
+            return queue
+        field_name = getattr(queue, "name", None)
+        if isinstance(field_name, str):
+            return f"the queue in each record's {field_name!r} field"
+        return f"the queue given by {getattr(queue, '__qualname__', repr(queue))}"
 
     @property
     def request_timeout(self) -> float:

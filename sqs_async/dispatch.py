@@ -12,6 +12,9 @@ This is the single place where concurrency is bounded, twice:
 
 The first attempt of a batch is made directly; a tenacity `AsyncRetrying` is built only for a
 batch that has something to retry, which most never do.
+
+One dispatcher serves every queue a sender writes to (its bounds are the client's); a batch
+names its queue. A queue may also have a request rate cap (`limit_rate`, for FIFO queues).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aiolimiter import AsyncLimiter
 from tenacity import RetryCallState
 
 from .batching import Batch
@@ -70,14 +74,19 @@ class _Pending:
         )
 
 
+# What a caller does with a batch whose queue refused the request for good (dynamic routing
+# fails the batch's records instead of the whole send).
+OnFatal = Callable[[SqsClientError, Batch], SendResult]
+
+
 class Dispatcher:
-    """Runs SendMessageBatch calls for one queue on one client."""
+    """Runs SendMessageBatch calls on one client; `queue_url` is the default queue."""
 
     def __init__(
         self,
         *,
         client: SqsClient,
-        queue_url: str,
+        queue_url: str | None,
         policy: RetryPolicy,
         max_in_flight: int,
         adaptive: bool = True,
@@ -93,17 +102,41 @@ class Dispatcher:
         self._request_timeout = request_timeout
         self._sleep = sleep
         self._clock = clock
+        self._rates: dict[str, AsyncLimiter] = {}
 
     def now(self) -> float:
         return self._clock()
 
+    def _queue(self, queue_url: str | None) -> str:
+        queue = queue_url or self._queue_url
+        if queue is None:
+            raise ValueError("this dispatcher has no default queue: name the batch's queue_url")
+        return queue
+
+    def limit_rate(self, queue_url: str, per_second: float) -> None:
+        """Start at most `per_second` requests a second to `queue_url` (a FIFO queue's quota)."""
+        if queue_url not in self._rates:
+            self._rates[queue_url] = AsyncLimiter(per_second, 1.0)
+
     async def submit(
-        self, batch: Batch, group: asyncio.TaskGroup, deadline_at: float | None = None
+        self,
+        batch: Batch,
+        group: asyncio.TaskGroup,
+        deadline_at: float | None = None,
+        *,
+        queue_url: str | None = None,
+        on_fatal: OnFatal | None = None,
     ) -> asyncio.Task[SendResult]:
-        """Wait until a batch may start, then send `batch` as a task of `group`."""
+        """Wait until a batch may start, then send `batch` as a task of `group`.
+
+        Without `on_fatal`, a queue refusing the request for good raises `SqsClientError`
+        from the task; with it, the task returns `on_fatal(error, batch)`.
+        """
         await self._batches.acquire()
         try:
-            task = group.create_task(self.send_batch(batch.messages, deadline_at))
+            task = group.create_task(
+                self._send(batch, deadline_at, self._queue(queue_url), on_fatal)
+            )
         except BaseException:
             self._batches.release()
             raise
@@ -111,8 +144,26 @@ class Dispatcher:
         task.add_done_callback(lambda _: self._batches.release())
         return task
 
+    async def _send(
+        self,
+        batch: Batch,
+        deadline_at: float | None,
+        queue_url: str,
+        on_fatal: OnFatal | None,
+    ) -> SendResult:
+        try:
+            return await self.send_batch(batch.messages, deadline_at, queue_url=queue_url)
+        except SqsClientError as error:
+            if on_fatal is None:
+                raise
+            return on_fatal(error, batch)
+
     async def send_batch(
-        self, messages: list[OutgoingMessage], deadline_at: float | None = None
+        self,
+        messages: list[OutgoingMessage],
+        deadline_at: float | None = None,
+        *,
+        queue_url: str | None = None,
     ) -> SendResult:
         """Send `messages` with retries; every one ends delivered or failed in the result.
 
@@ -120,12 +171,13 @@ class Dispatcher:
         `DeadlineExceeded`. Raises `SqsClientError` when the queue refuses every request.
         """
         report = SendResult()
-        pending = await self._request([_Pending(message) for message in messages], report)
+        queue = self._queue(queue_url)
+        pending = await self._request(queue, [_Pending(message) for message in messages], report)
 
         async def retry() -> list[_Pending]:
             nonlocal pending
             report.retried += len(pending)
-            pending = await self._request(pending, report)
+            pending = await self._request(queue, pending, report)
             return pending
 
         def give_up(state: RetryCallState | None = None) -> list[_Pending]:
@@ -153,7 +205,9 @@ class Dispatcher:
         )
         return report
 
-    async def _request(self, pending: list[_Pending], report: SendResult) -> list[_Pending]:
+    async def _request(
+        self, queue_url: str, pending: list[_Pending], report: SendResult
+    ) -> list[_Pending]:
         """One SendMessageBatch call; returns the entries worth another attempt."""
         entries = [{"Id": str(i), **p.message.fields} for i, p in enumerate(pending)]
         for p in pending:
@@ -162,11 +216,14 @@ class Dispatcher:
                 report.possible_duplicates += 1
                 p.maybe_sent = False
         report.requests += 1
+        rate = self._rates.get(queue_url)
+        if rate is not None:
+            await rate.acquire()
         sent_at = await self.limit.acquire()
         try:
             async with asyncio.timeout(self._request_timeout):
                 response = await self._client.send_message_batch(
-                    QueueUrl=self._queue_url, Entries=entries
+                    QueueUrl=queue_url, Entries=entries
                 )
         except Exception as exc:
             error: Exception | None = exc
@@ -178,7 +235,7 @@ class Dispatcher:
         if error is not None:
             if is_congestion(error):
                 self.limit.congested(sent_at)
-            return await self._request_failed(error, pending, report)
+            return await self._request_failed(queue_url, error, pending, report)
         retry = self._sort_entries(response, pending, report)
         if any(is_throttling_entry(p.code) for p in retry):
             self.limit.congested(sent_at)
@@ -187,20 +244,20 @@ class Dispatcher:
         return retry
 
     async def _request_failed(
-        self, exc: Exception, pending: list[_Pending], report: SendResult
+        self, queue_url: str, exc: Exception, pending: list[_Pending], report: SendResult
     ) -> list[_Pending]:
         kind = classify(exc)
         code = error_code(exc)
         reason = str(exc) or type(exc).__name__
         if kind is FailureKind.FATAL:
-            raise SqsClientError(explain(code, reason, self._queue_url), code=code) from exc
+            raise SqsClientError(explain(code, reason, queue_url), code=code) from exc
         if kind is FailureKind.REJECTED and len(pending) > 1:
             # The request as a whole was refused for its content: send each entry on its own,
             # so that one bad message cannot fail its neighbours.
             log.debug("request rejected (%s); isolating %d entries", code, len(pending))
             retry: list[_Pending] = []
             for p in pending:
-                retry += await self._request([p], report)
+                retry += await self._request(queue_url, [p], report)
             return retry
         for p in pending:
             p.code, p.reason = code, reason

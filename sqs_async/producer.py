@@ -16,7 +16,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -24,9 +24,11 @@ from .batching import Batch, BatchPacker
 from .client import SqsClient
 from .config import SenderConfig
 from .errors import SqsAsyncError
+from .fifo import FifoScheduler
+from .lanes import rejected
 from .results import Delivered, Failed, SendResult
 from .retry import Sleep, default_sleep
-from .sender import SqsSender, rejected
+from .sender import SqsSender
 from .validation import Rejection, prepare
 
 log = logging.getLogger("sqs_async")
@@ -56,6 +58,11 @@ class SqsProducer:
     resolving them as `Failed` with code `ClosedBeforeConfirmation`, default 30). Leaving the
     context flushes and closes. If the queue refuses every request (`SqsClientError`), every
     outstanding future gets that exception and later `put` calls raise it.
+
+    On a FIFO queue each message group is sent in the order of `put`, one message per group
+    at a time; when a message fails, the messages of its group already queued behind it fail
+    with code `PrecedingMessageFailed` (see `sqs_async.fifo`). The producer writes to one
+    queue: for routing records to many queues, use `SqsSender`.
     """
 
     def __init__(
@@ -71,6 +78,8 @@ class SqsProducer:
         **settings: Any,
     ) -> None:
         config = SenderConfig.merge(config, settings)
+        if config.route is not None:
+            raise ValueError("SqsProducer writes to one queue; SqsSender routes to many")
         if not isinstance(linger, int | float) or linger < 0:
             raise ValueError(f"linger must be a number of seconds >= 0, got {linger!r}")
         if isinstance(max_buffered, bool) or not isinstance(max_buffered, int) or max_buffered < 1:
@@ -88,6 +97,7 @@ class SqsProducer:
         self._waiting: dict[int, tuple[asyncio.Future[Outcome], Any]] = {}
         self._numbers = itertools.count()
         self._packer = BatchPacker(max_bytes=config.max_request_bytes)
+        self._fifo: FifoScheduler | None = None  # on a FIFO queue, instead of the packer
         self._ready: asyncio.Queue[Batch | None] = asyncio.Queue()
         self._linger_timer: asyncio.TimerHandle | None = None
         self._runner: asyncio.Task[None] | None = None
@@ -111,6 +121,12 @@ class SqsProducer:
 
     async def open(self) -> None:
         await self._sender.open()
+        traits = self._sender.traits
+        if traits.fifo:
+            self._fifo = FifoScheduler(max_bytes=self.config.max_request_bytes, halt_for_good=False)
+            rate = self.config.fifo_requests_per_second
+            if not traits.high_throughput and rate is not None:
+                self._sender.dispatcher.limit_rate(self._sender.queue_url, rate)
         self._runner = asyncio.create_task(self._run(), name="sqs-async-producer")
 
     @property
@@ -151,7 +167,8 @@ class SqsProducer:
             return
         self._closing = True
         self._flush_partial()
-        self._ready.put_nowait(None)
+        if self._fifo is None or self._fifo.is_idle:
+            self._ready.put_nowait(None)  # else _resolve does, once the groups are sent
         runner, self._runner = self._runner, None
         try:
             await asyncio.wait_for(asyncio.shield(runner), self.close_timeout)
@@ -173,17 +190,28 @@ class SqsProducer:
     def _accept(self, message: Any) -> asyncio.Future[Outcome]:
         number = next(self._numbers)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        prepared = prepare(message, number, self._sender.traits)
+        entry = self._sender.entry_of(message)
+        prepared = entry
+        if not isinstance(entry, Rejection):
+            prepared = prepare(entry, number, self._sender.traits, record=message)
         if isinstance(prepared, Rejection):
             future.set_result(rejected(message, number, prepared))
             self._room.get_nowait()
             return future
         self._waiting[number] = (future, message)
-        batch = self._packer.add(prepared)
-        if batch is not None:
-            self._cancel_linger()
-            self._ready.put_nowait(batch)
-        if self._linger_timer is None and not self._packer.is_empty:
+        if self._fifo is not None:
+            self._fifo.add(prepared)  # never halted: halts are not kept (halt_for_good=False)
+            if self._fifo.ready_groups >= self._fifo.max_entries:
+                self._cancel_linger()
+                self._send_ready_groups()
+            waiting = self._fifo.ready_groups > 0
+        else:
+            batch = self._packer.add(prepared)
+            if batch is not None:
+                self._cancel_linger()
+                self._ready.put_nowait(batch)
+            waiting = not self._packer.is_empty
+        if self._linger_timer is None and waiting:
             self._linger_timer = asyncio.get_running_loop().call_later(
                 self.linger, self._flush_partial
             )
@@ -196,8 +224,16 @@ class SqsProducer:
 
     def _flush_partial(self) -> None:
         self._cancel_linger()
+        if self._fifo is not None:
+            self._send_ready_groups()
+            return
         batch = self._packer.flush()
         if batch is not None:
+            self._ready.put_nowait(batch)
+
+    def _send_ready_groups(self) -> None:
+        assert self._fifo is not None
+        while (batch := self._fifo.next_batch()) is not None:
             self._ready.put_nowait(batch)
 
     async def _run(self) -> None:
@@ -222,9 +258,22 @@ class SqsProducer:
             return  # _run or close resolves these futures
         result = task.result()
         outcomes: list[Outcome] = [*result.delivered, *result.failed]
+        self._settle(outcomes)
+        if self._fifo is None:
+            return
+        for delivered in result.delivered:
+            self._fifo.delivered(delivered.index)
+        for failed in result.failed:
+            self._settle(self._fifo.failed(failed.index, failed.code))
+        self._send_ready_groups()
+        if self._closing and self._fifo.is_idle:
+            self._ready.put_nowait(None)
+
+    def _settle(self, outcomes: Sequence[Outcome]) -> None:
+        """Give each outcome to its future (unless the caller cancelled it) and free its room."""
         for outcome in outcomes:
             future, _ = self._waiting.get(outcome.index, (None, None))
-            if future is not None and not future.done():  # a caller may have cancelled it
+            if future is not None and not future.done():
                 future.set_result(outcome)
         self._release([outcome.index for outcome in outcomes])
 

@@ -13,17 +13,19 @@ import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from .batching import Batch, BatchPacker
 from .client import SqsClient, open_client, read_queue_traits
 from .config import SenderConfig
-from .dispatch import DEADLINE_EXCEEDED, Dispatcher
-from .errors import SqsClientError, SqsUnavailableError, explain
+from .dispatch import Dispatcher
+from .entries import EntryBuilder, QueueField
+from .errors import SqsAsyncError, SqsClientError, SqsUnavailableError, explain
+from .lanes import FifoLane, Lane, PackedLane, rejected, too_late
 from .results import Failed, SendResult
 from .retry import Sleep, default_sleep, error_code, is_transient
-from .validation import QueueTraits, Rejection, prepare
+from .validation import INVALID_RECORD, QueueTraits, Rejection, prepare
 
 log = logging.getLogger("sqs_async")
 
@@ -62,14 +64,26 @@ class SqsSender:
         self._clock = clock
         self._stack: AsyncExitStack | None = None
         self._dispatcher: Dispatcher | None = None
-        self._queue_url: str | None = config.queue_url
+        self._client: SqsClient | None = client
+        self._route = config.route
+        self._queue_url: str | None = None
         self._traits: QueueTraits | None = None
+        self._destinations: dict[str, tuple[str, QueueTraits]] = {}
+        self._entries = EntryBuilder(
+            serializer=config.serializer,
+            message_group_id=config.message_group_id,
+            message_deduplication_id=config.message_deduplication_id,
+            queue_field=self._route.name if isinstance(self._route, QueueField) else None,
+        )
 
     def __repr__(self) -> str:
         return f"SqsSender({self.config!r})"
 
     @property
     def queue_url(self) -> str:
+        """The queue of an open sender (not of one that routes records to many queues)."""
+        if self._route is not None:
+            raise RuntimeError("this sender routes each record to its own queue")
         if self._queue_url is None:
             raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
         return self._queue_url
@@ -77,6 +91,8 @@ class SqsSender:
     @property
     def traits(self) -> QueueTraits:
         """What the queue allows, as found when the sender opened."""
+        if self._route is not None:
+            raise RuntimeError("this sender routes each record to its own queue")
         if self._traits is None:
             raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
         return self._traits
@@ -109,10 +125,11 @@ class SqsSender:
             client = self._borrowed_client or await open_client(self.config, stack)
             if self._client_wrapper is not None:
                 client = self._client_wrapper(client)
-            queue_url = self.config.queue_url or await self._resolve_queue_url(client)
-            self._traits = await read_queue_traits(
-                client, queue_url, self.config.max_message_bytes, self.config.max_request_bytes
-            )
+            self._client = client
+            queue = self.config.queue_url or self.config.queue_name
+            queue_url = None
+            if isinstance(queue, str):
+                queue_url, self._traits = await self._destination(queue, dynamic=False)
         except BaseException:
             await stack.aclose()
             raise
@@ -135,6 +152,11 @@ class SqsSender:
         if stack is not None:
             await stack.aclose()
 
+    def entry_of(self, record: Any) -> Any:
+        """The entry `record` is sent as (after the serializer and field functions), or a
+        `Rejection` when one of those functions failed on it."""
+        return self._entries.build(record)
+
     async def send(
         self,
         messages: Iterable[Any] | AsyncIterable[Any],
@@ -146,8 +168,10 @@ class SqsSender:
         """Send every message; return each one as `Delivered` or `Failed`.
 
         Invalid messages fail without a request; the rest are packed into batches and sent
-        concurrently. Raises `SqsClientError` when the queue refuses all requests (it does
-        not exist, access is denied), since then no message can be delivered.
+        concurrently (on a FIFO queue, one message per group at a time: see `fifo`). Raises
+        `SqsClientError` when the queue refuses all requests (it does not exist, access is
+        denied), since then no message can be delivered; with dynamic routing such a queue
+        fails only its own messages instead.
 
         `keep_delivered=False` only counts delivered messages (`result.delivered_count`), so
         memory stays flat however long the input; failures are always kept. The summary line
@@ -161,41 +185,53 @@ class SqsSender:
         dispatcher = self.dispatcher
         result = SendResult()
         throttled_before = dispatcher.limit.reduced_seconds
-        packer = BatchPacker(max_bytes=self.config.max_request_bytes)
         deadline_at = None if deadline is None else dispatcher.now() + deadline
+        lanes: dict[str, Lane | Failed] = {}
 
-        def absorb(task: asyncio.Task[SendResult]) -> None:
-            # Failed or cancelled tasks are raised by the task group.
-            if not task.cancelled() and task.exception() is None:
-                result.absorb(task.result(), keep_delivered=keep_delivered)
-
-        def expired() -> bool:
-            return deadline_at is not None and dispatcher.now() >= deadline_at
-
-        async def dispatch(batch: Batch | None, group: asyncio.TaskGroup) -> None:
-            if batch is None:
-                return
-            remaining = None if deadline_at is None else max(0, deadline_at - dispatcher.now())
-            try:
-                async with asyncio.timeout(remaining):
-                    task = await dispatcher.submit(batch, group, deadline_at)
-            except TimeoutError:
-                result.failed.extend(too_late(m.record, m.index, deadline) for m in batch.messages)
-            else:
-                task.add_done_callback(absorb)
+        def report(part: SendResult) -> None:
+            result.absorb(part, keep_delivered=keep_delivered)
 
         try:
-            async with asyncio.TaskGroup() as group:
+            async with asyncio.TaskGroup() as tasks:
+
+                def new_lane(queue_url: str, traits: QueueTraits) -> Lane:
+                    if traits.fifo and not traits.high_throughput:
+                        rate = self.config.fifo_requests_per_second
+                        if rate is not None:
+                            dispatcher.limit_rate(queue_url, rate)
+                    kind = FifoLane if traits.fifo else PackedLane
+                    return kind(
+                        dispatcher=dispatcher,
+                        queue_url=queue_url,
+                        traits=traits,
+                        tasks=tasks,
+                        report=report,
+                        max_request_bytes=self.config.max_request_bytes,
+                        deadline=deadline,
+                        deadline_at=deadline_at,
+                        dynamic=self._route is not None,
+                    )
+
                 async for index, record in _enumerate(messages):
-                    if expired():
+                    if deadline_at is not None and dispatcher.now() >= deadline_at:
                         result.failed.append(too_late(record, index, deadline))
                         continue
-                    prepared = prepare(record, index, self.traits)
-                    if isinstance(prepared, Rejection):
-                        result.failed.append(rejected(record, index, prepared))
+                    entry = self._entries.build(record)
+                    if isinstance(entry, Rejection):
+                        result.failed.append(rejected(record, index, entry))
                         continue
-                    await dispatch(packer.add(prepared), group)
-                await dispatch(packer.flush(), group)
+                    lane = await self._lane_of(record, lanes, new_lane)
+                    if isinstance(lane, Failed):
+                        result.failed.append(replace(lane, record=record, index=index))
+                        continue
+                    prepared = prepare(entry, index, lane.traits, record=record)
+                    if isinstance(prepared, Rejection):
+                        lane.reject(rejected(record, index, prepared), entry)
+                        continue
+                    await lane.add(prepared)
+                for lane in lanes.values():
+                    if isinstance(lane, Lane):
+                        await lane.finish()
         except* SqsClientError as errors:
             raise errors.exceptions[0] from None
         result.throttled_seconds = dispatcher.limit.reduced_seconds - throttled_before
@@ -208,11 +244,70 @@ class SqsSender:
         )
         return result
 
-    async def _resolve_queue_url(self, client: SqsClient) -> str:
+    async def _lane_of(
+        self,
+        record: Any,
+        lanes: dict[str, Lane | Failed],
+        new_lane: Callable[[str, QueueTraits], Lane],
+    ) -> Lane | Failed:
+        """The lane of `record`'s queue, made on first use; a `Failed` (to fill in with the
+        record) when the record cannot be routed or its queue cannot be found."""
+        route = self._route
+        if route is None:
+            key = self.queue_url
+            if key not in lanes:
+                lanes[key] = new_lane(key, self.traits)
+            return lanes[key]
+        try:
+            key = route(record)
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"it gave {key!r}, not a queue")
+        except Exception as exc:
+            return Failed(
+                record=None,
+                index=-1,
+                code=INVALID_RECORD,
+                message=f"the queue function failed on this record: {type(exc).__name__}: {exc}",
+                sender_fault=True,
+                attempts=0,
+            )
+        if key not in lanes:
+            try:
+                queue_url, traits = await self._destination(key, dynamic=True)
+            except SqsAsyncError as error:
+                lanes[key] = Failed(
+                    record=None,
+                    index=-1,
+                    code=getattr(error, "code", None) or type(error).__name__,
+                    message=str(error),
+                    sender_fault=not error.retryable,
+                    attempts=0,
+                )
+            else:
+                lanes[key] = new_lane(queue_url, traits)
+        return lanes[key]
+
+    async def _destination(self, queue: str, *, dynamic: bool) -> tuple[str, QueueTraits]:
+        """URL and traits of `queue` (a URL or a name, as configured), found once and cached."""
+        found = self._destinations.get(queue)
+        if found is None:
+            by_url = self.config.queue_url is not None
+            queue_url = queue if by_url else await self._resolve_queue_url(queue)
+            assert self._client is not None, "opened before use"
+            traits = await read_queue_traits(
+                self._client,
+                queue_url,
+                self.config.max_message_bytes,
+                self.config.max_request_bytes,
+            )
+            found = self._destinations[queue] = (queue_url, traits)
+        return found
+
+    async def _resolve_queue_url(self, name: str) -> str:
         """Look the queue URL up by name, with the same retries as a send."""
-        name = self.config.queue_name
-        assert name is not None
         retrying = self.config.retry.retrying_call(sleep=self._sleep)
+        client = self._client
+        assert client is not None, "opened before use"
 
         async def look_up() -> dict[str, Any]:
             return await client.get_queue_url(QueueName=name)
@@ -226,30 +321,6 @@ class SqsSender:
                 raise SqsUnavailableError(message, code=code) from exc
             raise SqsClientError(message, code=code) from exc
         return str(response["QueueUrl"])
-
-
-def too_late(record: Any, index: int, deadline: float | None) -> Failed:
-    """The `Failed` result of a message not sent before the send's deadline."""
-    return Failed(
-        record=record,
-        index=index,
-        code=DEADLINE_EXCEEDED,
-        message=f"not sent: the send's deadline of {deadline:g}s passed",
-        sender_fault=False,
-        attempts=0,
-    )
-
-
-def rejected(record: Any, index: int, rejection: Rejection) -> Failed:
-    """The `Failed` result of a message that validation refused."""
-    return Failed(
-        record=record,
-        index=index,
-        code=rejection.code,
-        message=rejection.reason,
-        sender_fault=True,
-        attempts=0,
-    )
 
 
 async def _enumerate(

@@ -50,11 +50,16 @@ _FIFO_ID = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}"
 
 @dataclass(frozen=True, slots=True)
 class QueueTraits:
-    """What validation needs to know about the destination queue."""
+    """What the engine needs to know about the destination queue.
+
+    `high_throughput`: a FIFO queue whose throughput limit is per message group
+    (`FifoThroughputLimit=perMessageGroupId`), so the 300 requests/s queue quota does not apply.
+    """
 
     max_message_bytes: int
     fifo: bool = False
     content_based_deduplication: bool = False
+    high_throughput: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +86,18 @@ class _Invalid(Exception):
         self.rejection = Rejection(code, reason)
 
 
-def prepare(record: Any, index: int, queue: QueueTraits) -> OutgoingMessage | Rejection:
-    """Validate `record` and build its wire entry, or say why it can never be sent."""
+def prepare(
+    entry: Any, index: int, queue: QueueTraits, *, record: Any = None
+) -> OutgoingMessage | Rejection:
+    """Validate `entry` and build its wire fields, or say why it can never be sent.
+
+    `record` is the caller's record the entry was made from (by a serializer, say), kept in
+    the result; by default the entry itself.
+    """
+    if record is None:
+        record = entry
     try:
-        fields = _entry_fields(record)
+        fields = _entry_fields(entry)
         size = _body_size(fields.get("MessageBody"))
         size += _attributes_size(fields.get("MessageAttributes"))
         _check_system_attributes(fields.get("MessageSystemAttributes"))

@@ -38,3 +38,9 @@ def test_dead_letter_pipeline_example() -> None:
 def test_producer_example() -> None:
     out = run_example("producer_demo.py", "--local")
     assert "100 messages in the queue" in out
+
+
+def test_routing_pipeline_example() -> None:
+    out = run_example("routing_pipeline.py", "--local").splitlines()
+    assert {"signup-events: 10 messages", "login-events: 10 messages"} <= set(out)
+    assert "ledger.fifo: 30 messages" in out

@@ -10,7 +10,8 @@ import pytest
 
 from sqs_async import SqsSender
 
-from .conftest import drain
+from .conftest import drain, make_queue
+from .faults import FaultyClient
 
 
 def mixed_messages(count: int, seed: int = 7) -> list[Any]:
@@ -121,3 +122,66 @@ async def test_summary_is_logged_without_bodies(
     everything = " ".join(r.getMessage() for r in caplog.records)
     assert secret_body not in everything
     assert settings["aws_secret_access_key"] not in everything
+
+
+def attribute(data_type: str, value: str | bytes) -> dict[str, Any]:
+    key = "BinaryValue" if isinstance(value, bytes) else "StringValue"
+    return {"DataType": data_type, key: value}
+
+
+class EntryRecorder(FaultyClient):
+    """Keeps every entry sent, as it went on the wire."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.entries: list[dict[str, Any]] = []
+
+    async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        self.entries.extend(kwargs["Entries"])
+        return await super().send_message_batch(**kwargs)
+
+
+async def test_every_attribute_kind_reads_back_equal(sync_client: Any, real_client: Any) -> None:
+    """Ten attributes (the limit) of every type, custom types included, and the AWSTraceHeader
+    system attribute; the message is exactly as large as the queue allows, attributes
+    counted as SQS counts them (names, types and values, in UTF-8 bytes)."""
+    queue_url = make_queue(sync_client, MaximumMessageSize="1024")
+    attributes = {
+        "s": attribute("String", "ünïcode ☃"),
+        "n": attribute("Number", "-12.5e3"),
+        "b": attribute("Binary", bytes(range(256))),
+        "json": attribute("String.json", '{"a": [1, 2]}'),
+        "int": attribute("Number.int", "42"),
+        "gz": attribute("Binary.gz", b"\x1f\x8b\x00"),
+        "a.b-c_d": attribute("String", "dots"),
+        "empty-ish": attribute("String", " "),
+        "big": attribute("Number", "1" * 30),
+        "last": attribute("String", "10th"),
+    }
+    used = sum(
+        len(name.encode())
+        + len(a["DataType"])
+        + len(a.get("StringValue", "").encode())
+        + len(a.get("BinaryValue", b""))
+        for name, a in attributes.items()
+    )
+    trace = {"AWSTraceHeader": attribute("String", "Root=1-5759e988-bd862e3fe1be46a994272793")}
+    exact = {"MessageBody": "x" * (1024 - used), "MessageAttributes": attributes}
+    too_long = {**exact, "MessageBody": "x" * (1025 - used)}
+    recorder = EntryRecorder(real_client)
+    async with SqsSender(queue_url=queue_url, client=recorder) as sender:
+        result = await sender.send([{**exact, "MessageSystemAttributes": trace}, too_long])
+
+    assert [f.code for f in result.failed] == ["MessageTooLong"]
+    assert result.failed[0].index == 1
+    received = sync_client.receive_message(
+        QueueUrl=queue_url, MessageAttributeNames=["All"], AttributeNames=["All"]
+    )["Messages"]
+    assert len(received) == 1
+    got = {
+        name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+        for name, value in received[0]["MessageAttributes"].items()
+    }
+    assert got == attributes
+    # moto's SendMessageBatch drops system attributes, so this one is checked on the wire.
+    assert [e["MessageSystemAttributes"] for e in recorder.entries] == [trace]

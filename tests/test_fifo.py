@@ -1,0 +1,312 @@
+"""FIFO queues: each group arrives in input order, also under retries; a failure halts its
+group; deduplication; the request-rate cap."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+from sqs_async import SqsProducer, SqsSender, stable_hash
+from sqs_async.fifo import PRECEDING_MESSAGE_FAILED, FifoScheduler
+from sqs_async.validation import INVALID_FIFO_FIELDS, OutgoingMessage
+
+from .conftest import RecordingSleep, drain, make_queue
+from .faults import FaultyClient, StubClient, accept_all
+
+CONTENT_BASED = {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+
+
+def interleaved(groups: int, per_group: int, seed: int = 3) -> list[dict[str, str]]:
+    """Messages of several groups, interleaved at random; each group in its own order."""
+    rng = random.Random(seed)
+    order = [g for g in range(groups) for _ in range(per_group)]
+    rng.shuffle(order)
+    counters = [0] * groups
+    messages = []
+    for g in order:
+        messages.append({"MessageBody": f"g{g}-{counters[g]:03d}", "MessageGroupId": f"g{g}"})
+        counters[g] += 1
+    return messages
+
+
+def per_group(bodies: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for body in bodies:
+        groups[body.split("-")[0]].append(body)
+    return dict(groups)
+
+
+def queue_order(sync_client: Any, queue_url: str) -> dict[str, list[str]]:
+    """The bodies of each group in the order the queue delivers them."""
+    return per_group([m["Body"] for m in drain(sync_client, queue_url)])
+
+
+def flaky_entries(messages: list[dict[str, str]], share: float, seed: int = 11) -> Any:
+    """An entry fault: a random `share` of the bodies fail (retryable) on their first two tries."""
+    rng = random.Random(seed)
+    failing = {m["MessageBody"] for m in messages if rng.random() < share}
+
+    def fault(body: str, attempt: int) -> tuple[str, bool] | None:
+        return ("InternalError", False) if body in failing and attempt <= 2 else None
+
+    return fault
+
+
+async def test_order_per_group_survives_transient_entry_failures(
+    settings: dict[str, Any], sync_client: Any, real_client: Any
+) -> None:
+    queue_url = make_queue(sync_client, **CONTENT_BASED)
+    messages = interleaved(groups=25, per_group=16)
+    faulty = FaultyClient(real_client, entry_fault=flaky_entries(messages, 0.3), delay=0.002)
+    async with SqsSender(
+        queue_url=queue_url, client=faulty, max_trials=5, max_in_flight=8, sleep=RecordingSleep()
+    ) as sender:
+        result = await sender.send(messages)
+
+    assert result.failed == []
+    assert result.retried > 50  # the faults happened
+    assert queue_order(sync_client, queue_url) == per_group([m["MessageBody"] for m in messages])
+    for call in faulty.calls:  # never two messages of one group in a request
+        assert len({body.split("-")[0] for body in call}) == len(call)
+    assert faulty.peak_in_flight > 1  # groups went in parallel
+
+
+async def test_the_same_faults_reorder_plain_batching(
+    settings: dict[str, Any], sync_client: Any, real_client: Any
+) -> None:
+    """The fault pattern above is able to break order: on a standard queue (batches of ten
+    in input order, retries of only what failed) it does."""
+    queue_url = make_queue(sync_client)
+    messages = interleaved(groups=8, per_group=40)
+    faulty = FaultyClient(real_client, entry_fault=flaky_entries(messages, 0.3))
+    async with SqsSender(
+        queue_url=queue_url, client=faulty, max_trials=5, max_in_flight=8, sleep=RecordingSleep()
+    ) as sender:
+        result = await sender.send(messages)
+
+    assert result.failed == []
+    assert queue_order(sync_client, queue_url) != per_group([m["MessageBody"] for m in messages])
+
+
+async def test_a_failure_halts_the_rest_of_its_group_only(
+    settings: dict[str, Any], sync_client: Any, real_client: Any
+) -> None:
+    queue_url = make_queue(sync_client, **CONTENT_BASED)
+    messages = interleaved(groups=4, per_group=10)
+    bad_body = next(i for i, m in enumerate(messages) if m["MessageBody"] == "g2-003")
+    messages[bad_body] = {"MessageBody": "", "MessageGroupId": "g2"}  # refused by validation
+
+    def fault(body: str, attempt: int) -> tuple[str, bool] | None:
+        return ("InternalError", False) if body == "g1-005" else None  # fails every attempt
+
+    faulty = FaultyClient(real_client, entry_fault=fault)
+    async with SqsSender(
+        queue_url=queue_url, client=faulty, max_trials=3, sleep=RecordingSleep()
+    ) as sender:
+        result = await sender.send(messages)
+
+    failed = {f.index: f for f in result.failed}
+    codes = {messages[i]["MessageBody"] or "<empty>": f.code for i, f in failed.items()}
+    assert codes == {
+        "g1-005": "InternalError",
+        **{f"g1-{i:03d}": PRECEDING_MESSAGE_FAILED for i in range(6, 10)},
+        "<empty>": "InvalidMessageBody",
+        **{f"g2-{i:03d}": PRECEDING_MESSAGE_FAILED for i in range(4, 10)},
+    }
+    assert "g1" in failed[messages.index({"MessageBody": "g1-009", "MessageGroupId": "g1"})].message
+    assert result.delivered_count == 40 - len(failed)
+    assert queue_order(sync_client, queue_url) == {
+        "g0": [f"g0-{i:03d}" for i in range(10)],
+        "g1": [f"g1-{i:03d}" for i in range(5)],
+        "g2": [f"g2-{i:03d}" for i in range(3)],
+        "g3": [f"g3-{i:03d}" for i in range(10)],
+    }
+
+
+async def test_content_based_and_explicit_deduplication(
+    settings: dict[str, Any], sync_client: Any
+) -> None:
+    content_based = make_queue(sync_client, **CONTENT_BASED)
+    explicit = make_queue(sync_client, FifoQueue="true")
+    async with SqsSender(queue_url=content_based, **settings) as sender:
+        first = await sender.send([{"MessageBody": b, "MessageGroupId": "g"} for b in "aab"])
+    async with SqsSender(queue_url=explicit, **settings) as sender:
+        second = await sender.send(
+            [
+                {"MessageBody": "x", "MessageGroupId": "g", "MessageDeduplicationId": "1"},
+                {"MessageBody": "y", "MessageGroupId": "g", "MessageDeduplicationId": "1"},
+                {"MessageBody": "z", "MessageGroupId": "g", "MessageDeduplicationId": "2"},
+            ]
+        )
+
+    # SQS accepts a duplicate (it reports success) and does not deliver it.
+    assert first.delivered_count == second.delivered_count == 3
+    assert [m["Body"] for m in drain(sync_client, content_based)] == ["a", "b"]
+    assert [m["Body"] for m in drain(sync_client, explicit)] == ["x", "z"]
+
+
+async def test_helpers_make_a_resent_bundle_a_duplicate(
+    settings: dict[str, Any], sync_client: Any
+) -> None:
+    """Records that are not entries: serialized, grouped by a field, deduplicated by a hash
+    of the record, so sending them again (a runner retrying a bundle) stores nothing new."""
+    queue_url = make_queue(sync_client, FifoQueue="true")
+    records = [{"user": f"u{i % 3}", "n": i, "blob": bytes([i])} for i in range(12)]
+    options = dict(
+        queue_url=queue_url,
+        serializer=lambda r: json.dumps({"user": r["user"], "n": r["n"]}),
+        message_group_id=lambda r: r["user"],
+        message_deduplication_id=stable_hash,
+        **settings,
+    )
+    async with SqsSender(**options) as sender:
+        results = [await sender.send(records), await sender.send(records)]
+
+    assert [r.delivered_count for r in results] == [12, 12]
+    assert all(d.record is records[d.index] for d in results[0].delivered)
+    received = drain(sync_client, queue_url)
+    assert sorted(json.loads(m["Body"])["n"] for m in received) == list(range(12))
+    for user in ("u0", "u1", "u2"):
+        ns = [json.loads(m["Body"])["n"] for m in received if json.loads(m["Body"])["user"] == user]
+        assert ns == sorted(ns)
+    groups = {m["Attributes"]["MessageGroupId"] for m in received}
+    assert groups == {"u0", "u1", "u2"}
+
+
+async def test_missing_fifo_fields_fail_before_any_request(
+    settings: dict[str, Any], sync_client: Any, real_client: Any
+) -> None:
+    queue_url = make_queue(sync_client, FifoQueue="true")
+    faulty = FaultyClient(real_client)
+    async with SqsSender(queue_url=queue_url, client=faulty) as sender:
+        result = await sender.send(
+            [{"MessageBody": "no group"}, {"MessageBody": "no dedup id", "MessageGroupId": "g"}]
+        )
+    assert [f.code for f in result.failed] == [INVALID_FIFO_FIELDS] * 2
+    assert "MessageDeduplicationId" in result.failed[1].message
+    assert faulty.calls == []
+
+
+async def test_high_throughput_mode_is_read_from_the_queue(
+    settings: dict[str, Any], sync_client: Any
+) -> None:
+    plain = make_queue(sync_client, **CONTENT_BASED)
+    high = make_queue(
+        sync_client,
+        **CONTENT_BASED,
+        FifoThroughputLimit="perMessageGroupId",
+        DeduplicationScope="messageGroup",
+    )
+    found = []
+    for queue_url in (plain, high):
+        async with SqsSender(queue_url=queue_url, **settings) as sender:
+            found.append((sender.traits.fifo, sender.traits.high_throughput))
+    assert found == [(True, False), (True, True)]
+
+
+class FifoStub(StubClient):
+    def __init__(self, high_throughput: bool = False) -> None:
+        self.limit = "perMessageGroupId" if high_throughput else "perQueue"
+        self.requests = 0
+
+    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Attributes": {"FifoQueue": "true", "FifoThroughputLimit": self.limit}}
+
+    async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        self.requests += 1
+        return accept_all(kwargs["Entries"])
+
+
+async def test_requests_to_a_fifo_queue_are_paced_below_its_quota() -> None:
+    """At 20 requests/s, 30 requests cannot take less than half a second (the first 20 go
+    at once): a lower bound, which load cannot break."""
+    messages = [{"MessageBody": f"m{i}", "MessageGroupId": f"g{i}"} for i in range(300)]
+    client = FifoStub()
+    async with SqsSender(
+        queue_url="https://sqs.test/1/q.fifo",
+        client=client,
+        fifo_requests_per_second=20,
+        message_deduplication_id=stable_hash,
+    ) as sender:
+        started = time.monotonic()
+        result = await sender.send(messages)
+        elapsed = time.monotonic() - started
+    assert result.delivered_count == 300
+    assert client.requests == 30
+    assert elapsed >= 0.45
+
+
+async def test_producer_keeps_group_order_under_faults(
+    settings: dict[str, Any], sync_client: Any, real_client: Any
+) -> None:
+    queue_url = make_queue(sync_client, **CONTENT_BASED)
+    messages = interleaved(groups=5, per_group=30, seed=8)
+    faulty = FaultyClient(real_client, entry_fault=flaky_entries(messages, 0.3, seed=4))
+    async with SqsProducer(
+        queue_url=queue_url, client=faulty, max_trials=5, sleep=RecordingSleep(), linger=0.001
+    ) as producer:
+        futures = [await producer.put(m) for m in messages]
+        outcomes = [await f for f in futures]
+
+    assert [type(o).__name__ for o in outcomes] == ["Delivered"] * len(messages)
+    assert queue_order(sync_client, queue_url) == per_group([m["MessageBody"] for m in messages])
+    for call in faulty.calls:
+        assert len({body.split("-")[0] for body in call}) == len(call)
+
+
+def outgoing(index: int, group: str, size: int = 10) -> OutgoingMessage:
+    fields = {"MessageBody": "x" * size, "MessageGroupId": group}
+    return OutgoingMessage(record=index, index=index, fields=fields, size=size)
+
+
+def test_scheduler_sends_one_message_per_group_and_waits_for_it() -> None:
+    scheduler = FifoScheduler(max_bytes=1000)
+    for index, group in enumerate("aabca"):
+        assert scheduler.add(outgoing(index, group)) is None
+    batch = scheduler.next_batch()
+    assert batch is not None
+    assert [m.index for m in batch.messages] == [0, 2, 3]
+    assert scheduler.next_batch() is None  # every group has a message on its way
+    scheduler.delivered(0)
+    second = scheduler.next_batch()
+    assert second is not None and [m.index for m in second.messages] == [1]
+    scheduler.delivered(1)
+    scheduler.delivered(2)
+    scheduler.delivered(3)
+    third = scheduler.next_batch()
+    assert third is not None and [m.index for m in third.messages] == [4]
+    scheduler.delivered(4)
+    assert scheduler.is_idle
+
+
+def test_scheduler_respects_the_entry_and_byte_limits() -> None:
+    scheduler = FifoScheduler(max_bytes=100)
+    for index in range(15):
+        scheduler.add(outgoing(index, f"g{index}", size=30))
+    sizes = []
+    while (batch := scheduler.next_batch()) is not None:
+        sizes.append(len(batch.messages))
+        assert batch.size <= 100
+    assert sizes == [3, 3, 3, 3, 3]
+
+
+def test_scheduler_halts_a_group_after_a_failure() -> None:
+    for_good = FifoScheduler(max_bytes=1000)
+    for_now = FifoScheduler(max_bytes=1000, halt_for_good=False)
+    for scheduler in (for_good, for_now):
+        for index in range(3):
+            scheduler.add(outgoing(index, "a"))
+        batch = scheduler.next_batch()
+        assert batch is not None
+        halted = scheduler.failed(0, "InternalError")
+        assert [(f.index, f.code) for f in halted] == [
+            (1, PRECEDING_MESSAGE_FAILED),
+            (2, PRECEDING_MESSAGE_FAILED),
+        ]
+        assert scheduler.is_idle
+    late = for_good.add(outgoing(3, "a"))
+    assert late is not None and late.code == PRECEDING_MESSAGE_FAILED
+    assert for_now.add(outgoing(3, "a")) is None
