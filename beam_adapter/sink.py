@@ -80,6 +80,7 @@ class _Metrics:
         self.throttled = counter("throttled")
         self.throttled_ms = counter("throttled_ms")
         self.possible_duplicates = counter("possible_duplicates")
+        self.reordered = counter("reordered")
         self.batches = counter("batches")
         self.bytes = counter("bytes_sent")
         self.latency = Metrics.distribution(METRICS_NAMESPACE, "batch_latency_ms")
@@ -93,6 +94,7 @@ class _Metrics:
         self.throttled.inc(result.throttled)
         self.throttled_ms.inc(int(result.throttled_seconds * 1000))
         self.possible_duplicates.inc(result.possible_duplicates)
+        self.reordered.inc(result.reordered)
         self.batches.inc(result.requests)
         self.bytes.inc(result.bytes_delivered)
         for seconds in result.latencies:

@@ -11,7 +11,10 @@ measure a client. This one does no more than the clients need, on 127.0.0.1 only
   `max_concurrent`: SendMessageBatch requests beyond this many at once are throttled (load-
   dependent throttling, as SQS and KMS do; 0 means no limit);
 * a body is identified by its text up to the first ':' (the harness numbers its messages), so
-  the harness can prove that nothing was lost or accepted twice.
+  the harness can prove that nothing was lost or accepted twice;
+* a queue whose name ends in `.fifo` says so in its attributes (in high throughput mode, so
+  the sender does not pace itself), and the order of acceptance is kept: `GET
+  /_control/stats?order=1` returns the accepted ids in that order.
 
 Control (JSON over HTTP): `POST /_control/reset` with the knobs (clears the record),
 `POST /_control/knobs` (changes knobs, keeps the record), `GET /_control/stats`.
@@ -52,6 +55,7 @@ class State:
     knobs: Knobs = field(default_factory=Knobs)
     accepted: Counter[str] = field(default_factory=Counter)
     message_ids: dict[str, list[str]] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     requests: int = 0
     in_flight: int = 0
@@ -61,8 +65,10 @@ class State:
     last: float | None = None
     rng: random.Random = field(default_factory=random.Random)
 
-    def stats(self, with_message_ids: bool = False) -> dict[str, Any]:
-        extra = {"message_ids": self.message_ids} if with_message_ids else {}
+    def stats(self, with_message_ids: bool = False, with_order: bool = False) -> dict[str, Any]:
+        extra: dict[str, Any] = {"message_ids": self.message_ids} if with_message_ids else {}
+        if with_order:
+            extra["order"] = self.order
         return {
             **extra,
             "unique": len(self.accepted),
@@ -105,7 +111,8 @@ class Endpoint:
 
     async def stats(self, request: web.Request) -> web.Response:
         with_ids = request.query.get("message_ids") == "1"
-        return web.json_response(self.state.stats(with_message_ids=with_ids))
+        with_order = request.query.get("order") == "1"
+        return web.json_response(self.state.stats(with_ids, with_order))
 
     async def sqs(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
@@ -125,11 +132,14 @@ class Endpoint:
             name = payload["QueueName"]
             return _answer({"QueueUrl": f"http://127.0.0.1:{self.port}/000000000000/{name}"})
         if target == "GetQueueAttributes":
+            fifo = str(payload.get("QueueUrl", "")).endswith(".fifo")
             return _answer(
                 {
                     "Attributes": {
                         "MaximumMessageSize": "1048576",
-                        "FifoQueue": "false",
+                        "FifoQueue": str(fifo).lower(),
+                        "ContentBasedDeduplication": str(fifo).lower(),
+                        "FifoThroughputLimit": "perMessageGroupId" if fifo else "perQueue",
                         "ApproximateNumberOfMessages": str(len(state.accepted)),
                     }
                 }
@@ -171,6 +181,7 @@ class Endpoint:
                 )
                 continue
             state.accepted[message] += 1
+            state.order.append(message)
             message_id = str(uuid.uuid4())
             state.message_ids.setdefault(message, []).append(message_id)
             successful.append(

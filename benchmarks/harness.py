@@ -118,8 +118,8 @@ class EndpointProcess:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
 
-    def stats(self, with_message_ids: bool = False) -> dict[str, Any]:
-        query = "?message_ids=1" if with_message_ids else ""
+    def stats(self, with_message_ids: bool = False, with_order: bool = False) -> dict[str, Any]:
+        query = "?message_ids=1" if with_message_ids else "?order=1" if with_order else ""
         with urllib.request.urlopen(f"{self.url}/_control/stats{query}", timeout=30) as response:
             return dict(json.loads(response.read()))
 

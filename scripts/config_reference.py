@@ -29,6 +29,8 @@ DESCRIPTIONS = {
     "record",
     "message_deduplication_id": "FIFO deduplication id where the entry has none: a function of "
     "the record, e.g. `stable_hash`",
+    "fifo_messages_per_group": "consecutive messages of one FIFO group per request (1-10); "
+    "above 1, faster for few groups, but an entry failing alone reorders its group",
     "fifo_requests_per_second": "request rate cap per FIFO queue without high throughput "
     "(quota 300); None: no cap",
     "endpoint_url": "SQS endpoint, for a local server or a VPC endpoint",

@@ -46,7 +46,11 @@ class SenderConfig:
     Retries: `retry` (a `RetryPolicy`); `max_trials` is a shortcut for `retry.max_trials`.
     FIFO queues: `fifo_requests_per_second` caps requests to a FIFO queue without high
     throughput mode (its quota is 300; None: no cap), so that adaptive concurrency does not
-    keep running into the quota.
+    keep running into the quota. `fifo_messages_per_group` (1-10): consecutive messages of one
+    group a request may carry. 1 (default) keeps each group's order whatever fails; above 1 a
+    group moves that many messages per round trip, and order holds unless SQS fails an entry on
+    its own while accepting a later one of its group in the same request (counted in
+    `SendResult.reordered`).
     """
 
     queue_url: str | Route | None = None
@@ -71,6 +75,7 @@ class SenderConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     fifo_requests_per_second: float | None = FIFO_REQUESTS_PER_SECOND
+    fifo_messages_per_group: int = 1
 
     def __post_init__(self) -> None:
         if (self.queue_url is None) == (self.queue_name is None):
@@ -96,6 +101,13 @@ class SenderConfig:
             and (not isinstance(group_id, str) or not group_id)
         ):
             raise ValueError(f"message_group_id must be a str or a function, got {group_id!r}")
+        per_group = self.fifo_messages_per_group
+        if (
+            isinstance(per_group, bool)
+            or not isinstance(per_group, int)
+            or not 1 <= per_group <= 10
+        ):
+            raise ValueError(f"fifo_messages_per_group must be an int 1-10, got {per_group!r}")
         rate = self.fifo_requests_per_second
         if rate is not None and (
             isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0

@@ -62,6 +62,7 @@ class _Pending:
     code: str = ""
     reason: str = ""
     maybe_sent: bool = False  # the last attempt may have reached SQS
+    accepted: bool = False  # SQS listed it as successful
 
     def failed(self, *, sender_fault: bool) -> Failed:
         return Failed(
@@ -77,6 +78,9 @@ class _Pending:
 # What a caller does with a batch whose queue refused the request for good (dynamic routing
 # fails the batch's records instead of the whole send).
 OnFatal = Callable[[SqsClientError, Batch], SendResult]
+# Told of the messages each attempt delivered, before the batch's retries end (FIFO groups
+# move on as soon as their message is in).
+OnDelivered = Callable[[list[Delivered]], None]
 
 
 class Dispatcher:
@@ -126,6 +130,7 @@ class Dispatcher:
         *,
         queue_url: str | None = None,
         on_fatal: OnFatal | None = None,
+        on_delivered: OnDelivered | None = None,
     ) -> asyncio.Task[SendResult]:
         """Wait until a batch may start, then send `batch` as a task of `group`.
 
@@ -135,7 +140,7 @@ class Dispatcher:
         await self._batches.acquire()
         try:
             task = group.create_task(
-                self._send(batch, deadline_at, self._queue(queue_url), on_fatal)
+                self._send(batch, deadline_at, self._queue(queue_url), on_fatal, on_delivered)
             )
         except BaseException:
             self._batches.release()
@@ -150,9 +155,12 @@ class Dispatcher:
         deadline_at: float | None,
         queue_url: str,
         on_fatal: OnFatal | None,
+        on_delivered: OnDelivered | None,
     ) -> SendResult:
         try:
-            return await self.send_batch(batch.messages, deadline_at, queue_url=queue_url)
+            return await self.send_batch(
+                batch.messages, deadline_at, queue_url=queue_url, on_delivered=on_delivered
+            )
         except SqsClientError as error:
             if on_fatal is None:
                 raise
@@ -164,20 +172,32 @@ class Dispatcher:
         deadline_at: float | None = None,
         *,
         queue_url: str | None = None,
+        on_delivered: OnDelivered | None = None,
     ) -> SendResult:
         """Send `messages` with retries; every one ends delivered or failed in the result.
 
         No retry starts after `deadline_at` (a `now()` time): what is left then fails with
         `DeadlineExceeded`. Raises `SqsClientError` when the queue refuses every request.
+        `on_delivered` hears of each attempt's deliveries as they happen.
         """
         report = SendResult()
         queue = self._queue(queue_url)
+        announced = 0
+
+        def announce() -> None:
+            nonlocal announced
+            if on_delivered is not None and len(report.delivered) > announced:
+                on_delivered(report.delivered[announced:])
+                announced = len(report.delivered)
+
         pending = await self._request(queue, [_Pending(message) for message in messages], report)
+        announce()
 
         async def retry() -> list[_Pending]:
             nonlocal pending
             report.retried += len(pending)
             pending = await self._request(queue, pending, report)
+            announce()
             return pending
 
         def give_up(state: RetryCallState | None = None) -> list[_Pending]:
@@ -279,6 +299,7 @@ class Dispatcher:
         for entry in _entries(response, "Successful"):
             p = by_id.pop(str(entry.get("Id")), None)
             if p is not None:
+                p.accepted = True
                 report.delivered.append(
                     Delivered(
                         record=p.message.record,
@@ -307,7 +328,28 @@ class Dispatcher:
             p.code = MISSING_RESULT
             p.reason = "the response listed this entry neither as successful nor as failed"
             retry.append(p)
+        if len(pending) > 1 and not all(p.accepted for p in pending):
+            report.reordered += _overtaken(pending)
         return retry
+
+
+def _overtaken(request: list[_Pending]) -> int:
+    """Entries of a request that did not reach SQS while a later entry of their message group
+    did: possible only with several messages of a FIFO group in one request."""
+    overtaken = 0
+    waiting: set[object] = set()  # groups with an earlier entry that did not reach SQS
+    for p in request:
+        group = p.message.fields.get("MessageGroupId")
+        if group is None:
+            continue
+        if not p.accepted:
+            waiting.add(group)
+        elif group in waiting:
+            overtaken += 1
+            waiting.discard(group)
+    if overtaken:
+        log.debug("%d FIFO group(s) overtaken within a request: out of order in SQS", overtaken)
+    return overtaken
 
 
 def _entries(response: dict[str, object], key: str) -> list[dict[str, object]]:

@@ -3,9 +3,12 @@
 SQS keeps a FIFO group in the order in which it accepts the group's messages. Retries break
 that order in two ways: two requests with messages of one group in flight at once, and one
 request in which SQS fails a group's first message but accepts its second. So a group has at
-most one message on its way: a request carries at most one message per group, and a group's
-next message waits until the one before it is delivered. Different groups go in parallel, ten
-per request.
+most one request on its way, and by default one message in it (`per_group=1`): a group's next
+message waits until the one before it is delivered. Different groups go in parallel, ten per
+request. With `per_group` up to 10, a request carries that many consecutive messages of a
+group (SQS stores a request's entries in order): a group then moves up to ten messages per
+round trip, and order holds unless SQS fails an entry on its own while accepting a later entry
+of its group in the same request (the dispatcher counts such cases as `reordered`).
 
 When a message fails for good (after its retries, or refused by validation), the messages of
 its group behind it are not sent: each fails with code `PrecedingMessageFailed`, so a consumer
@@ -32,20 +35,37 @@ class FifoScheduler:
     """Queues messages per group and hands out batches of group heads."""
 
     def __init__(
-        self, *, max_bytes: int, max_entries: int = MAX_BATCH_ENTRIES, halt_for_good: bool = True
+        self,
+        *,
+        max_bytes: int,
+        max_entries: int = MAX_BATCH_ENTRIES,
+        per_group: int = 1,
+        halt_for_good: bool = True,
     ) -> None:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
+        self.per_group = per_group
         self.halt_for_good = halt_for_good
         self._queued: dict[str, deque[OutgoingMessage]] = {}
         self._ready: dict[str, None] = {}  # groups whose head may go now, oldest first
         self._in_flight: dict[int, str] = {}  # message index -> group
+        self._busy: dict[str, int] = {}  # group -> messages in flight
         self._halted: dict[str, str] = {}  # group -> why
         self.queued = 0
 
     @property
     def ready_groups(self) -> int:
         return len(self._ready)
+
+    @property
+    def has_full_batch(self) -> bool:
+        """The ready groups have enough messages to fill a request (ignoring bytes)."""
+        count = 0
+        for group in self._ready:  # stops after at most `max_entries` groups
+            count += min(len(self._queued[group]), self.per_group)
+            if count >= self.max_entries:
+                return True
+        return False
 
     @property
     def in_flight(self) -> int:
@@ -64,38 +84,57 @@ class FifoScheduler:
         queue = self._queued.setdefault(group, deque())
         queue.append(message)
         self.queued += 1
-        if len(queue) == 1 and group not in self._in_flight.values():
+        if len(queue) == 1 and group not in self._busy:
             self._ready[group] = None
         return None
 
     def next_batch(self) -> Batch | None:
-        """The heads of up to `max_entries` ready groups (oldest first), now in flight."""
+        """Up to `per_group` heads of each ready group (oldest groups first), at most
+        `max_entries` in all, now in flight."""
         batch = Batch()
         for group in list(self._ready):
+            queue = self._queued[group]
+            taken = 0
+            while (
+                queue
+                and taken < self.per_group
+                and len(batch.messages) < self.max_entries
+                and batch.size + queue[0].size <= self.max_bytes
+            ):
+                head = queue.popleft()
+                self._in_flight[head.index] = group
+                batch.messages.append(head)
+                batch.size += head.size
+                taken += 1
+            if taken:
+                del self._ready[group]
+                self._busy[group] = taken
+                self.queued -= taken
             if len(batch.messages) == self.max_entries:
                 break
-            head = self._queued[group][0]
-            if batch.size + head.size > self.max_bytes:
-                continue
-            del self._ready[group]
-            self._queued[group].popleft()
-            self.queued -= 1
-            self._in_flight[head.index] = group
-            batch.messages.append(head)
-            batch.size += head.size
         return batch if batch.messages else None
 
     def delivered(self, index: int) -> None:
-        """The in-flight message `index` reached SQS: its group's next message may go."""
+        """The in-flight message `index` reached SQS: once its group has nothing else on its
+        way, the group's next message may go."""
+        self._settle(self._in_flight.pop(index))
+
+    def failed(self, index: int, code: str) -> list[Failed]:
+        """The in-flight message `index` failed for good: halt its group (see module doc)."""
         group = self._in_flight.pop(index)
+        halted = self.halt(group, f"message #{index} failed ({code})")
+        self._settle(group)
+        return halted
+
+    def _settle(self, group: str) -> None:
+        self._busy[group] -= 1
+        if self._busy[group]:
+            return
+        del self._busy[group]
         if self._queued.get(group):
             self._ready[group] = None
         else:
             self._queued.pop(group, None)
-
-    def failed(self, index: int, code: str) -> list[Failed]:
-        """The in-flight message `index` failed for good: halt its group (see module doc)."""
-        return self.halt(self._in_flight.pop(index), f"message #{index} failed ({code})")
 
     def refused(self, group: str, why: str) -> None:
         """A message of `group` was refused before it was queued (invalid): with

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .batching import Batch, BatchPacker
-from .dispatch import DEADLINE_EXCEEDED, Dispatcher
+from .dispatch import DEADLINE_EXCEEDED, Dispatcher, OnDelivered
 from .errors import SqsClientError
 from .fifo import FifoScheduler
-from .results import Failed, SendResult
+from .results import Delivered, Failed, SendResult
 from .validation import OutgoingMessage, QueueTraits, Rejection
 
 Report = Callable[[SendResult], None]
@@ -45,6 +45,7 @@ class Lane:
         deadline: float | None = None,
         deadline_at: float | None = None,
         dynamic: bool = False,
+        fifo_messages_per_group: int = 1,
     ) -> None:
         self.dispatcher = dispatcher
         self.queue_url = queue_url
@@ -55,7 +56,10 @@ class Lane:
         self._deadline = deadline
         self._deadline_at = deadline_at
         self._dynamic = dynamic
+        self._fifo_messages_per_group = fifo_messages_per_group
         self.refused: SqsClientError | None = None  # set when the queue refused for good
+        # Hears of deliveries while a batch may still retry others (FIFO groups move on).
+        self.on_delivered: OnDelivered | None = None
 
     async def add(self, message: OutgoingMessage) -> None:
         raise NotImplementedError
@@ -88,6 +92,7 @@ class Lane:
                     self._deadline_at,
                     queue_url=self.queue_url,
                     on_fatal=self._refused if self._dynamic else None,
+                    on_delivered=self.on_delivered,
                 )
         except TimeoutError:
             self.report(SendResult(failed=[self.too_late(m) for m in batch.messages]))
@@ -136,9 +141,12 @@ class FifoLane(Lane):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._scheduler = FifoScheduler(max_bytes=self._max_request_bytes)
+        self._scheduler = FifoScheduler(
+            max_bytes=self._max_request_bytes, per_group=self._fifo_messages_per_group
+        )
         self._changed = asyncio.Event()
         self._max_backlog = FIFO_BACKLOG_PER_SLOT * self.dispatcher.limit.maximum
+        self.on_delivered = self._delivered
 
     async def add(self, message: OutgoingMessage) -> None:
         if self.refuse(message):
@@ -147,7 +155,7 @@ class FifoLane(Lane):
         if halted is not None:
             self.report(SendResult(failed=[halted]))
             return
-        while self._scheduler.ready_groups >= self._scheduler.max_entries:
+        while self._scheduler.has_full_batch:
             await self._send_next()
         while self._scheduler.queued >= self._max_backlog and not self.expired():
             await self._send_or_wait()
@@ -190,14 +198,16 @@ class FifoLane(Lane):
         super()._done(task)
         if task.cancelled() or task.exception() is not None:
             return
-        result = task.result()
-        for delivered in result.delivered:
-            self._scheduler.delivered(delivered.index)
-        for failed in result.failed:
+        for failed in task.result().failed:
             self._forget(failed.index, failed.code)
         if self.refused is not None:
             drained = self._scheduler.drain()
             self.report(SendResult(failed=[refused(m, self.refused, 0) for m in drained]))
+        self._changed.set()
+
+    def _delivered(self, delivered: list[Delivered]) -> None:
+        for message in delivered:  # its group's next message may go now
+            self._scheduler.delivered(message.index)
         self._changed.set()
 
     def _forget(self, index: int, code: str) -> None:

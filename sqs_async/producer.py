@@ -123,7 +123,11 @@ class SqsProducer:
         await self._sender.open()
         traits = self._sender.traits
         if traits.fifo:
-            self._fifo = FifoScheduler(max_bytes=self.config.max_request_bytes, halt_for_good=False)
+            self._fifo = FifoScheduler(
+                max_bytes=self.config.max_request_bytes,
+                per_group=self.config.fifo_messages_per_group,
+                halt_for_good=False,
+            )
             rate = self.config.fifo_requests_per_second
             if not traits.high_throughput and rate is not None:
                 self._sender.dispatcher.limit_rate(self._sender.queue_url, rate)
@@ -201,7 +205,7 @@ class SqsProducer:
         self._waiting[number] = (future, message)
         if self._fifo is not None:
             self._fifo.add(prepared)  # never halted: halts are not kept (halt_for_good=False)
-            if self._fifo.ready_groups >= self._fifo.max_entries:
+            if self._fifo.has_full_batch:
                 self._cancel_linger()
                 self._send_ready_groups()
             waiting = self._fifo.ready_groups > 0
@@ -242,7 +246,8 @@ class SqsProducer:
         try:
             async with asyncio.TaskGroup() as group:
                 while (batch := await self._ready.get()) is not None:
-                    task = await dispatcher.submit(batch, group)
+                    on_delivered = None if self._fifo is None else self._fifo_delivered
+                    task = await dispatcher.submit(batch, group, on_delivered=on_delivered)
                     task.add_done_callback(self._resolve)
         except BaseExceptionGroup as errors:
             error = errors.exceptions[0]
@@ -261,13 +266,18 @@ class SqsProducer:
         self._settle(outcomes)
         if self._fifo is None:
             return
-        for delivered in result.delivered:
-            self._fifo.delivered(delivered.index)
         for failed in result.failed:
             self._settle(self._fifo.failed(failed.index, failed.code))
         self._send_ready_groups()
         if self._closing and self._fifo.is_idle:
             self._ready.put_nowait(None)
+
+    def _fifo_delivered(self, delivered: list[Delivered]) -> None:
+        """A group's next message may go as soon as its message is in, before the batch ends."""
+        assert self._fifo is not None
+        for message in delivered:
+            self._fifo.delivered(message.index)
+        self._send_ready_groups()
 
     def _settle(self, outcomes: Sequence[Outcome]) -> None:
         """Give each outcome to its future (unless the caller cancelled it) and free its room."""

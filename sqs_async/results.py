@@ -49,7 +49,9 @@ class SendResult:
     request) and `throttled_seconds` (time the sender ran below `max_in_flight` because SQS
     throttled or failed with 5xx) and `possible_duplicates` (entries sent again after a
     timeout or a dropped connection, when SQS may already have accepted them: on a standard
-    queue each may be delivered twice).
+    queue each may be delivered twice), `reordered` (entries SQS failed on their own while it
+    accepted a later entry of their FIFO group in the same request, possible only with
+    `fifo_messages_per_group` above 1: those groups are out of order in the queue).
     """
 
     delivered: list[Delivered] = field(default_factory=list)
@@ -62,6 +64,7 @@ class SendResult:
     latencies: list[float] = field(default_factory=list)
     throttled_seconds: float = 0.0
     possible_duplicates: int = 0
+    reordered: int = 0
 
     @property
     def total(self) -> int:
@@ -79,3 +82,4 @@ class SendResult:
         self.bytes_delivered += part.bytes_delivered
         self.latencies.extend(part.latencies)
         self.possible_duplicates += part.possible_duplicates
+        self.reordered += part.reordered

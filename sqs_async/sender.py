@@ -210,6 +210,7 @@ class SqsSender:
                         deadline=deadline,
                         deadline_at=deadline_at,
                         dynamic=self._route is not None,
+                        fifo_messages_per_group=self.config.fifo_messages_per_group,
                     )
 
                 async for index, record in _enumerate(messages):
@@ -242,6 +243,14 @@ class SqsSender:
             result.delivered_count,
             len(result.failed),
         )
+        if result.reordered:
+            log.warning(
+                "%d message(s) failed on their own while SQS accepted a later message of their "
+                "FIFO group in the same request: those groups are out of order "
+                "(fifo_messages_per_group=%d)",
+                result.reordered,
+                self.config.fifo_messages_per_group,
+            )
         return result
 
     async def _lane_of(

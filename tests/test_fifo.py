@@ -310,3 +310,70 @@ def test_scheduler_halts_a_group_after_a_failure() -> None:
     late = for_good.add(outgoing(3, "a"))
     assert late is not None and late.code == PRECEDING_MESSAGE_FAILED
     assert for_now.add(outgoing(3, "a")) is None
+
+
+def test_scheduler_takes_several_consecutive_messages_of_a_group() -> None:
+    scheduler = FifoScheduler(max_bytes=1000, per_group=3)
+    for index, group in enumerate("aaaaab"):
+        scheduler.add(outgoing(index, group))
+    batch = scheduler.next_batch()
+    assert batch is not None and [m.index for m in batch.messages] == [0, 1, 2, 5]
+    scheduler.delivered(0)
+    scheduler.delivered(1)
+    assert scheduler.next_batch() is None  # message 2 of group a is still on its way
+    scheduler.delivered(2)
+    second = scheduler.next_batch()
+    assert second is not None and [m.index for m in second.messages] == [3, 4]
+
+
+async def test_one_group_moves_ten_per_request_and_keeps_order_through_request_failures(
+    settings: dict[str, Any], sync_client: Any, real_client: Any
+) -> None:
+    from .faults import client_error
+
+    queue_url = make_queue(sync_client, **CONTENT_BASED)
+    messages = [{"MessageBody": f"g0-{i:03d}", "MessageGroupId": "g0"} for i in range(100)]
+    faulty = FaultyClient(
+        real_client,
+        request_fault=lambda call: (
+            client_error("ServiceUnavailable", 503) if call % 3 == 1 else None
+        ),
+    )
+    async with SqsSender(
+        queue_url=queue_url,
+        client=faulty,
+        fifo_messages_per_group=10,
+        max_trials=3,
+        sleep=RecordingSleep(),
+    ) as sender:
+        result = await sender.send(messages)
+
+    assert result.failed == [] and result.reordered == 0
+    assert result.requests == 15  # 10 requests of 10, 5 of them failed once and were retried
+    assert queue_order(sync_client, queue_url) == {"g0": [m["MessageBody"] for m in messages]}
+
+
+async def test_entry_failures_inside_a_group_request_are_reported_as_reordered(
+    settings: dict[str, Any], sync_client: Any, real_client: Any
+) -> None:
+    """With several messages of a group per request, SQS failing one entry and accepting the
+    next breaks the group's order; the result says so."""
+    queue_url = make_queue(sync_client, **CONTENT_BASED)
+    messages = [{"MessageBody": f"g0-{i:03d}", "MessageGroupId": "g0"} for i in range(20)]
+
+    def fault(body: str, attempt: int) -> tuple[str, bool] | None:
+        return ("InternalError", False) if body == "g0-003" and attempt == 1 else None
+
+    faulty = FaultyClient(real_client, entry_fault=fault)
+    async with SqsSender(
+        queue_url=queue_url,
+        client=faulty,
+        fifo_messages_per_group=10,
+        sleep=RecordingSleep(),
+    ) as sender:
+        result = await sender.send(messages)
+
+    assert result.failed == []
+    assert result.reordered == 1
+    order = queue_order(sync_client, queue_url)["g0"]
+    assert order.index("g0-004") < order.index("g0-003")
