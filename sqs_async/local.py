@@ -42,6 +42,7 @@ class LocalSqsServer:
             ) from exc
         # One request log line per call would drown the caller's own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        _read_the_clock_once_per_scan()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
@@ -77,3 +78,40 @@ class LocalSqsServer:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _read_the_clock_once_per_scan() -> None:
+    """Make moto's queues scale to thousands of messages, with the same answers.
+
+    moto decides whether a message is visible or delayed by reading the clock for that message,
+    and every SendMessage scans the whole queue that way three times (it builds all queue
+    attributes to look up one). Sending 5,000 messages took 200 s here. These scans read the
+    clock once each instead (0.9 s for 5,000), which changes nothing a client can observe: a
+    scan is one instant. Patched on moto's Queue class, once, when a local server starts.
+    """
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import Queue
+
+    if getattr(Queue, "_sqs_async_scans", False):
+        return
+
+    def messages(queue: Any) -> list[Any]:
+        now = unix_time_millis()
+        return [m for m in queue._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def not_visible(queue: Any) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in queue._messages if not now > m.visible_at)
+
+    def delayed(queue: Any) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in queue._messages if now < m.delayed_until)
+
+    scans = {
+        "messages": messages,
+        "approximate_number_of_messages_not_visible": not_visible,
+        "approximate_number_of_messages_delayed": delayed,
+    }
+    for name, scan in scans.items():
+        setattr(Queue, name, property(scan))
+    setattr(Queue, "_sqs_async_scans", True)  # noqa: B010
