@@ -4,6 +4,8 @@ Public API::
 
     SqsSender       send many messages to one queue, concurrently, with retries
     SqsProducer     put messages one at a time; batched and sent behind the scenes
+    SqsReceiver     read a queue: long polling, visibility kept, acks in batches
+    ReceiverConfig, ReceivedMessage, AckResult
     SenderConfig    its settings (a frozen value)
     RetryPolicy     how failed entries are retried
     QueueField      route each record to the queue named in one of its fields
@@ -20,22 +22,27 @@ from .entries import QueueField, stable_hash
 from .errors import SqsAsyncError, SqsClientError, SqsUnavailableError
 from .local import LocalSqsServer
 from .producer import ProducerFull, SqsProducer
+from .receiver import AckResult, ReceivedMessage, ReceiverConfig, SqsReceiver
 from .results import Delivered, Failed, SendResult
 from .retry import RetryPolicy
 from .sender import SqsSender
 
 __all__ = [
+    "AckResult",
     "Delivered",
     "Failed",
     "LocalSqsServer",
     "ProducerFull",
     "QueueField",
+    "ReceivedMessage",
+    "ReceiverConfig",
     "RetryPolicy",
     "SendResult",
     "SenderConfig",
     "SqsAsyncError",
     "SqsClientError",
     "SqsProducer",
+    "SqsReceiver",
     "SqsSender",
     "SqsUnavailableError",
     "__version__",

@@ -14,14 +14,16 @@ from typing import Any, Protocol
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from .config import SQS_MAX_BYTES, SenderConfig
+from .config import SQS_MAX_BYTES, ConnectionConfig
+from .errors import SqsClientError, SqsUnavailableError, explain
+from .retry import RetryPolicy, Sleep, error_code, is_transient
 from .validation import QueueTraits
 
 log = logging.getLogger("sqs_async")
 
 
 class SqsClient(Protocol):
-    """The async SQS calls the engine uses (a subset of aiobotocore's SQS client)."""
+    """The async SQS calls the sender uses (a subset of aiobotocore's SQS client)."""
 
     async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]: ...
 
@@ -30,10 +32,22 @@ class SqsClient(Protocol):
     async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
-async def open_client(config: SenderConfig, stack: AsyncExitStack) -> SqsClient:
+class SqsReceiveClient(Protocol):
+    """The async SQS calls the receiver uses."""
+
+    async def receive_message(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def delete_message_batch(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def change_message_visibility_batch(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+async def open_client(config: ConnectionConfig, stack: AsyncExitStack, *, pool_size: int) -> Any:
     """Create an aiobotocore SQS client whose life ends with `stack`."""
     aio_config = AioConfig(
-        max_pool_connections=config.max_in_flight,
+        max_pool_connections=pool_size,
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -41,7 +55,7 @@ async def open_client(config: SenderConfig, stack: AsyncExitStack) -> SqsClient:
         parameter_validation=False,
     )
     session = get_session()
-    client: SqsClient = await stack.enter_async_context(
+    client = await stack.enter_async_context(
         session.create_client(
             "sqs",
             region_name=config.region_name,
@@ -56,6 +70,30 @@ async def open_client(config: SenderConfig, stack: AsyncExitStack) -> SqsClient:
         )
     )
     return client
+
+
+async def resolve_queue_url(
+    client: SqsClient | SqsReceiveClient, name: str, retry: RetryPolicy, sleep: Sleep
+) -> str:
+    """Look the queue URL up by name, with the same retries as a send.
+
+    Raises `SqsClientError` (the queue does not exist, access denied) or
+    `SqsUnavailableError` (transient trouble outlasted the retries).
+    """
+    retrying = retry.retrying_call(sleep=sleep)
+
+    async def look_up() -> dict[str, Any]:
+        return await client.get_queue_url(QueueName=name)
+
+    try:
+        response: dict[str, Any] = await retrying(look_up)
+    except Exception as exc:
+        code = error_code(exc)
+        message = explain(code, str(exc), f"queue {name!r}")
+        if is_transient(exc):
+            raise SqsUnavailableError(message, code=code) from exc
+        raise SqsClientError(message, code=code) from exc
+    return str(response["QueueUrl"])
 
 
 async def read_queue_traits(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 from .retry import RetryPolicy
 
@@ -23,8 +23,47 @@ Route = Callable[[Any], str]
 
 
 @dataclass(frozen=True, kw_only=True)
-class SenderConfig:
-    """Configuration of an `SqsSender`.
+class ConnectionConfig:
+    """How to reach SQS: shared by senders and receivers.
+
+    `endpoint_url`, `region_name`, credentials (default: the standard AWS chain, which is the
+    way to go on a cluster), `verify` (TLS verification, or a CA bundle path), `use_ssl`,
+    `api_version`, `connect_timeout` and `read_timeout` (seconds, per request attempt).
+    """
+
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    verify: bool | str | None = None
+    use_ssl: bool = True
+    api_version: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+    @classmethod
+    def merge(cls, config: Self | None, settings: dict[str, Any]) -> Self:
+        """`config` with `settings` (fields) applied over it."""
+        if config is None:
+            return cls(**settings)
+        return replace(config, **settings) if settings else config
+
+    @property
+    def request_timeout(self) -> float:
+        """Longest a single request attempt may take before it counts as timed out."""
+        return self.connect_timeout + self.read_timeout
+
+
+@dataclass(frozen=True, kw_only=True)
+class SenderConfig(ConnectionConfig):
+    """Configuration of an `SqsSender` (and its connection: see `ConnectionConfig`).
 
     Destination: `queue_url`, or `queue_name` (resolved once when the sender opens). Either
     may instead be a function of the record (or a `QueueField`) giving each record's queue URL
@@ -34,9 +73,6 @@ class SenderConfig:
     example `json.dumps`); `message_group_id` (a str, or a function of the record) and
     `message_deduplication_id` (a function of the record, such as `stable_hash`) fill those
     fields where the entry has none. The caller's record is what comes back in results.
-    Connection: `endpoint_url`, `region_name`, credentials (default: the standard AWS chain,
-    which is the way to go on a cluster), `verify` (TLS verification, or a CA bundle path),
-    `use_ssl`, `connect_timeout` and `read_timeout` (seconds, per request attempt).
     Throughput: at most `max_in_flight` requests at once, which is also the size of the
     connection pool. Several senders (one per Beam worker thread, say) multiply it. With
     `adaptive_concurrency` (default) the sender halves its concurrency when SQS throttles or
@@ -58,26 +94,17 @@ class SenderConfig:
     serializer: Callable[[Any], Any] | None = None
     message_group_id: str | Callable[[Any], str] | None = None
     message_deduplication_id: Callable[[Any], str] | None = None
-    endpoint_url: str | None = None
-    region_name: str | None = None
-    aws_access_key_id: str | None = field(default=None, repr=False)
-    aws_secret_access_key: str | None = field(default=None, repr=False)
-    aws_session_token: str | None = field(default=None, repr=False)
-    verify: bool | str | None = None
-    use_ssl: bool = True
-    api_version: str | None = None
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     adaptive_concurrency: bool = True
     max_trials: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_message_bytes: int | None = None
     max_request_bytes: int = SQS_MAX_BYTES
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
     fifo_requests_per_second: float | None = FIFO_REQUESTS_PER_SECOND
     fifo_messages_per_group: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if (self.queue_url is None) == (self.queue_name is None):
             raise ValueError("give exactly one of queue_url and queue_name")
         for name in ("queue_url", "queue_name"):
@@ -125,17 +152,6 @@ class SenderConfig:
                     f"max_message_bytes ({self.max_message_bytes}) cannot exceed "
                     f"max_request_bytes ({self.max_request_bytes})"
                 )
-        for name in ("connect_timeout", "read_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
-
-    @classmethod
-    def merge(cls, config: SenderConfig | None, settings: dict[str, Any]) -> SenderConfig:
-        """`config` with `settings` (SenderConfig fields) applied over it."""
-        if config is None:
-            return cls(**settings)
-        return replace(config, **settings) if settings else config
 
     @property
     def route(self) -> Route | None:
@@ -153,11 +169,6 @@ class SenderConfig:
         if isinstance(field_name, str):
             return f"the queue in each record's {field_name!r} field"
         return f"the queue given by {getattr(queue, '__qualname__', repr(queue))}"
-
-    @property
-    def request_timeout(self) -> float:
-        """Longest a single request attempt may take before it counts as timed out."""
-        return self.connect_timeout + self.read_timeout
 
 
 def _check_positive_int(name: str, value: object) -> None:

@@ -7,7 +7,9 @@ dependency (`pip install sqs-async[test]`), imported only when a server starts.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import urllib.request
 from types import TracebackType
 from typing import Any
@@ -43,6 +45,7 @@ class LocalSqsServer:
         # One request log line per call would drown the caller's own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         _read_the_clock_once_per_scan()
+        _serialize_message_list_changes()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
@@ -115,3 +118,30 @@ def _read_the_clock_once_per_scan() -> None:
     for name, scan in scans.items():
         setattr(Queue, name, property(scan))
     setattr(Queue, "_sqs_async_scans", True)  # noqa: B010
+
+
+def _serialize_message_list_changes() -> None:
+    """Make moto's deletes safe under concurrent requests (its server answers each in a thread).
+
+    `Queue.delete_message` rebuilds the queue's message list from a copy without a lock, so two
+    deletes at once, or a delete and a send, can undo one another: a deleted message comes back,
+    a sent one vanishes (123 of 5,000 deletes were lost that way with four concurrent readers).
+    One lock around both changes of the list restores SQS's behaviour.
+    """
+    from moto.sqs.models import Queue
+
+    if getattr(Queue, "_sqs_async_locked", False):
+        return
+    lock = threading.RLock()
+
+    def locked(change: Any) -> Any:
+        @functools.wraps(change)
+        def serialized(queue: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return change(queue, *args, **kwargs)
+
+        return serialized
+
+    for name in ("add_message", "delete_message"):
+        setattr(Queue, name, locked(getattr(Queue, name)))
+    setattr(Queue, "_sqs_async_locked", True)  # noqa: B010

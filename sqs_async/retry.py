@@ -211,6 +211,27 @@ class RetryPolicy:
             reraise=True,
         )
 
+    def retrying_entries(
+        self, *, sleep: Sleep, on_give_up: Callable[[RetryCallState], Any]
+    ) -> AsyncRetrying:
+        """A fresh `AsyncRetrying` for one batch call on receipt handles (delete, change
+        visibility): `max_trials` attempts in all; an attempt returns the entries still to
+        retry (a partial failure is a result) or raises; transient errors are retried."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_trials),
+            wait=self._wait(),
+            retry=retry_if_result(bool) | retry_if_exception(is_transient),
+            retry_error_callback=on_give_up,
+            sleep=sleep,
+        )
+
+    def retrying_forever(self, *, sleep: Sleep) -> AsyncRetrying:
+        """A fresh `AsyncRetrying` for a long-running poll: transient errors are retried
+        without end, backing off up to `max_backoff`; any other error is raised."""
+        return AsyncRetrying(
+            wait=self._wait(), retry=retry_if_exception(is_transient), sleep=sleep, reraise=True
+        )
+
     def _wait(self, multiplier: float | None = None) -> wait_exponential_jitter:
         return wait_exponential_jitter(
             multiplier=self.initial_backoff if multiplier is None else multiplier,

@@ -17,14 +17,14 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
-from .client import SqsClient, open_client, read_queue_traits
+from .client import SqsClient, open_client, read_queue_traits, resolve_queue_url
 from .config import SenderConfig
 from .dispatch import Dispatcher
 from .entries import EntryBuilder, QueueField
-from .errors import SqsAsyncError, SqsClientError, SqsUnavailableError, explain
+from .errors import SqsAsyncError, SqsClientError
 from .lanes import FifoLane, Lane, PackedLane, rejected, too_late
 from .results import Failed, SendResult
-from .retry import Sleep, default_sleep, error_code, is_transient
+from .retry import Sleep, default_sleep
 from .validation import INVALID_RECORD, QueueTraits, Rejection, prepare
 
 log = logging.getLogger("sqs_async")
@@ -122,7 +122,9 @@ class SqsSender:
             return
         stack = AsyncExitStack()
         try:
-            client = self._borrowed_client or await open_client(self.config, stack)
+            client = self._borrowed_client or await open_client(
+                self.config, stack, pool_size=self.config.max_in_flight
+            )
             if self._client_wrapper is not None:
                 client = self._client_wrapper(client)
             self._client = client
@@ -313,23 +315,8 @@ class SqsSender:
         return found
 
     async def _resolve_queue_url(self, name: str) -> str:
-        """Look the queue URL up by name, with the same retries as a send."""
-        retrying = self.config.retry.retrying_call(sleep=self._sleep)
-        client = self._client
-        assert client is not None, "opened before use"
-
-        async def look_up() -> dict[str, Any]:
-            return await client.get_queue_url(QueueName=name)
-
-        try:
-            response: dict[str, Any] = await retrying(look_up)
-        except Exception as exc:
-            code = error_code(exc)
-            message = explain(code, str(exc), f"queue {name!r}")
-            if is_transient(exc):
-                raise SqsUnavailableError(message, code=code) from exc
-            raise SqsClientError(message, code=code) from exc
-        return str(response["QueueUrl"])
+        assert self._client is not None, "opened before use"
+        return await resolve_queue_url(self._client, name, self.config.retry, self._sleep)
 
 
 async def _enumerate(

@@ -1,0 +1,323 @@
+"""`ReadFromSqs`: the Beam source. A thin adapter over `SqsReceiver`: the engine polls, holds
+and extends visibility; this module maps it onto a splittable DoFn and bundle finalization.
+
+At least once, losing nothing: a message is deleted only after the runner has committed the
+bundle that emitted it (`DoFn.BundleFinalizerParam`); until then the receiver keeps it
+invisible. A bundle that fails is never finalized, so its messages are not deleted: they come
+back when the receiver releases them (its DoFn is torn down), or once `max_hold` seconds have
+passed and their visibility timeout runs out.
+
+Each call of the DoFn reads what arrives within `bundle_seconds` (up to `bundle_size`
+messages), emits it with the message's sent time as the element timestamp, and checkpoints
+(`defer_remainder`), so bundles stay short and deletes follow closely. The restriction is an
+offset range over the count of messages read: bounded by `max_messages` (or stopped by
+`max_read_time` or an empty queue, `until_empty`), or unbounded for a streaming read, whose
+watermark follows the oldest sent timestamp seen (and the clock while the queue is empty).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
+from apache_beam.metrics.metric import Metrics
+from apache_beam.transforms.core import RestrictionProvider
+from apache_beam.transforms.display import DisplayDataItem
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Duration, Timestamp
+
+from sqs_async import ReceivedMessage, ReceiverConfig, SqsReceiver
+
+from . import runtime
+from .options import SqsOptions
+from .sink import METRICS_NAMESPACE
+
+log = logging.getLogger("beam_adapter")
+
+UNBOUNDED = 2**63 - 1
+# How long an idle streaming read waits before it polls again.
+IDLE_RESUME_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class _ReadSettings:
+    """What the DoFn needs beyond the engine's `ReceiverConfig` (see `ReadFromSqs`)."""
+
+    max_messages: int | None
+    max_read_time: float | None
+    until_empty: bool
+    with_receipt_handle: bool
+    bundle_size: int
+    bundle_seconds: float
+
+    @property
+    def bounded(self) -> bool:
+        return self.max_messages is not None or self.max_read_time is not None or self.until_empty
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        counter = lambda name: Metrics.counter(METRICS_NAMESPACE, name)  # noqa: E731
+        self.received = counter("messages_received")
+        self.deleted = counter("messages_deleted")
+        self.delete_failures = counter("delete_failures")
+        self.extensions = counter("visibility_extensions")
+        self.latency = Metrics.distribution(METRICS_NAMESPACE, "receive_latency_ms")
+        self._last = (0, 0, 0, 0, 0, 0.0)
+
+    def record(self, receiver: SqsReceiver) -> None:
+        """Count what the receiver did since the last call (finalization runs outside any
+        metrics context, so its deletes are counted on the next call)."""
+        s = receiver.stats
+        now = (
+            s.received,
+            s.deleted,
+            s.delete_failures,
+            s.extensions,
+            s.receive_calls,
+            s.receive_seconds,
+        )
+        received, deleted, failures, extensions, calls, seconds = (
+            a - b for a, b in zip(now, self._last, strict=True)
+        )
+        self._last = now
+        self.received.inc(int(received))
+        self.deleted.inc(int(deleted))
+        self.delete_failures.inc(int(failures))
+        self.extensions.inc(int(extensions))
+        if calls:
+            self.latency.update(int(seconds * 1000 / calls))
+
+
+class _ReadFn(beam.DoFn, RestrictionProvider):
+    """Reads one bundle's worth of messages per call, then checkpoints.
+
+    Its own restriction provider: an offset range over the number of messages read, never
+    split up front (one reader per `ReadFromSqs`; parallelism comes from the engine's
+    concurrent polls).
+    """
+
+    def __init__(self, config: ReceiverConfig, read: _ReadSettings) -> None:
+        super().__init__()
+        self.config = config
+        self.read = read
+        self._receiver: SqsReceiver | None = None
+
+    def initial_restriction(self, element: Any) -> OffsetRange:
+        limit = self.read.max_messages
+        return OffsetRange(0, UNBOUNDED if limit is None else limit)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
+        return int(restriction.size())
+
+    def split(self, element: Any, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        yield restriction
+
+    def display_data(self) -> dict[str, Any]:
+        return {
+            "queue": DisplayDataItem(
+                self.config.queue_url or self.config.queue_name, label="SQS queue"
+            ),
+            "max_messages": self.read.max_messages,
+            "max_read_time": self.read.max_read_time,
+        }
+
+    def setup(self) -> None:
+        self._metrics = _Metrics()
+        receiver = SqsReceiver(self.config)
+        runtime.run(receiver.open())
+        self._receiver = receiver
+
+    def teardown(self) -> None:
+        receiver, self._receiver = self._receiver, None
+        if receiver is not None:
+            runtime.run(receiver.close())  # releases what no bundle finalized
+
+    def read_messages(
+        self,
+        started_at: float,
+        tracker: Any,  # a RestrictionTrackerView over an OffsetRestrictionTracker
+        watermark: ManualWatermarkEstimator,
+        finalizer: Any,
+    ) -> Iterator[Any]:
+        receiver = self._receiver
+        assert receiver is not None, "set up before use"
+        restriction = tracker.current_restriction()
+        deadline = None if self.read.max_read_time is None else started_at + self.read.max_read_time
+        wanted = min(self.read.bundle_size, restriction.stop - restriction.start)
+        batch = runtime.run(self._collect(receiver, wanted, deadline))
+        self._metrics.record(receiver)
+
+        position = restriction.start
+        claimed: list[ReceivedMessage] = []
+        for message in batch:
+            if not tracker.try_claim(position):
+                break
+            position += 1
+            claimed.append(message)
+        if len(claimed) < len(batch):
+            runtime.run(receiver.release(batch[len(claimed) :]))
+        if claimed:
+            finalizer.register(lambda: self._delete(claimed))
+
+        oldest = min((m.sent_timestamp or time.time() for m in claimed), default=time.time())
+        current = watermark.current_watermark()
+        if current is None or oldest > current.micros / 1e6:
+            watermark.set_watermark(Timestamp.of(oldest))
+
+        expired = deadline is not None and time.time() >= deadline
+        drained = self.read.until_empty and not batch
+        if expired or drained or position >= restriction.stop:
+            # Read all it will: stop polling, give back what was prefetched. The messages
+            # emitted stay held until their bundle is finalized.
+            runtime.run(receiver.stop_receiving())
+        for message in claimed:
+            record = message.as_record(with_receipt_handle=self.read.with_receipt_handle)
+            yield TimestampedValue(record, message.sent_timestamp or time.time())
+        if expired or drained:
+            tracker.try_claim(restriction.stop)  # nothing more to read: the range is done
+        elif position < restriction.stop:
+            tracker.defer_remainder(Duration.of(0.0 if batch else IDLE_RESUME_SECONDS))
+
+    async def _collect(
+        self, receiver: SqsReceiver, wanted: int, deadline: float | None
+    ) -> list[ReceivedMessage]:
+        """Up to `wanted` messages arriving within `bundle_seconds` (and the deadline)."""
+        ends = time.monotonic() + self.read.bundle_seconds
+        if deadline is not None:
+            ends = min(ends, time.monotonic() + max(0.0, deadline - time.time()))
+        batch: list[ReceivedMessage] = []
+        until_empty = self.read.until_empty
+        async for message in receiver.messages(
+            max_messages=wanted, max_time=max(0.0, ends - time.monotonic()), until_empty=until_empty
+        ):
+            batch.append(message)
+        return batch
+
+    def _delete(self, messages: list[ReceivedMessage]) -> None:
+        """Bundle finalization: the runner committed the bundle; delete its messages."""
+        receiver = self._receiver
+        if receiver is None:
+            return  # torn down: the messages were released and will be read again
+        result = runtime.run(receiver.ack(messages))
+        if result.failed:
+            log.warning("%d of %d messages not deleted", len(result.failed), len(messages))
+
+
+# The DoFn is its own restriction provider; its watermark is set by hand.
+_TRACKER = beam.DoFn.RestrictionParam()
+_WATERMARK = beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())
+
+
+class _BoundedReadFn(_ReadFn):
+    def process(
+        self,
+        started_at: float,
+        # Beam passes the finalizer by position and the tracker and estimator by keyword:
+        # the finalizer must come first.
+        finalizer: Any = beam.DoFn.BundleFinalizerParam,
+        tracker: Any = _TRACKER,
+        watermark: Any = _WATERMARK,
+    ) -> Iterator[Any]:
+        yield from self.read_messages(started_at, tracker, watermark, finalizer)
+
+
+class _UnboundedReadFn(_ReadFn):
+    @beam.DoFn.unbounded_per_element()  # type: ignore[untyped-decorator]
+    def process(
+        self,
+        started_at: float,
+        # Beam passes the finalizer by position and the tracker and estimator by keyword:
+        # the finalizer must come first.
+        finalizer: Any = beam.DoFn.BundleFinalizerParam,
+        tracker: Any = _TRACKER,
+        watermark: Any = _WATERMARK,
+    ) -> Iterator[Any]:
+        yield from self.read_messages(started_at, tracker, watermark, finalizer)
+
+
+class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
+    """Read messages from an SQS queue, at least once; each is deleted after the runner has
+    committed the bundle that emitted it.
+
+    Elements are dicts `{"MessageId", "Body", "Attributes", "MessageAttributes"}` (plus
+    `"ReceiptHandle"` with `with_receipt_handle`), timestamped with the message's sent time.
+
+    Bounded (a batch pipeline) when `max_messages`, `max_read_time` (seconds) or `until_empty`
+    is given: the read ends at the first limit reached, or when a poll that started after the
+    last message found the queue empty. Otherwise unbounded (a streaming read).
+
+    `bundle_size` and `bundle_seconds` bound each bundle; `max_hold` (seconds, default 600)
+    bounds how long a bundle's messages stay invisible waiting for the runner to commit it.
+    Other keywords are `ReceiverConfig` fields (`visibility_timeout`, `wait_time_seconds`,
+    `concurrent_receives`, `prefetch`, ...); connection settings come from `SqsOptions` flags
+    unless given here.
+    """
+
+    def __init__(
+        self,
+        queue_name: str | None = None,
+        *,
+        queue_url: str | None = None,
+        max_messages: int | None = None,
+        max_read_time: float | None = None,
+        until_empty: bool = False,
+        with_receipt_handle: bool = False,
+        bundle_size: int = 1000,
+        bundle_seconds: float = 1.0,
+        max_hold: float | None = 600.0,
+        **receiver_settings: Any,
+    ) -> None:
+        super().__init__()
+        if max_messages is not None and (
+            isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1
+        ):
+            raise ValueError(f"max_messages must be an int >= 1, got {max_messages!r}")
+        if max_read_time is not None and (
+            not isinstance(max_read_time, int | float) or max_read_time <= 0
+        ):
+            raise ValueError(
+                f"max_read_time must be a number of seconds > 0, got {max_read_time!r}"
+            )
+        if not isinstance(bundle_size, int) or bundle_size < 1:
+            raise ValueError(f"bundle_size must be an int >= 1, got {bundle_size!r}")
+        if not isinstance(bundle_seconds, int | float) or bundle_seconds <= 0:
+            raise ValueError(f"bundle_seconds must be > 0, got {bundle_seconds!r}")
+        # Checked now, at pipeline construction, not later on a worker.
+        self._config = ReceiverConfig(
+            queue_name=queue_name, queue_url=queue_url, max_hold=max_hold, **receiver_settings
+        )
+        self._explicit = set(receiver_settings)
+        self._read = _ReadSettings(
+            max_messages=max_messages,
+            max_read_time=max_read_time,
+            until_empty=until_empty,
+            with_receipt_handle=with_receipt_handle,
+            bundle_size=bundle_size,
+            bundle_seconds=float(bundle_seconds),
+        )
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> Any:
+        options = pbegin.pipeline.options
+        config = self._config
+        if options is not None:
+            from_flags = options.view_as(SqsOptions).sender_settings()
+            config = replace(
+                config, **{k: v for k, v in from_flags.items() if k not in self._explicit}
+            )
+        kind = _BoundedReadFn if self._read.bounded else _UnboundedReadFn
+        return (
+            pbegin
+            | "Start" >> beam.Impulse()
+            | "StartTime" >> beam.Map(lambda _: time.time())
+            | "Read" >> beam.ParDo(kind(config, self._read))
+        )

@@ -1,0 +1,528 @@
+"""`SqsReceiver`: reads a queue at least once, losing nothing.
+
+Several long-polling `ReceiveMessage` calls run at once and fill a bounded prefetch buffer.
+Every message received is *held* until the caller acks it (deleted, in batches of ten) or
+releases it (visibility 0: another reader gets it at once); meanwhile a background task keeps
+extending its visibility timeout, so a slow consumer never loses a message to a second reader.
+Messages still buffered or held when the receiver closes are released.
+
+    async with SqsReceiver(queue_url=url) as receiver:
+        async for message in receiver.messages(until_empty=True):
+            handle(message.body)
+            await receiver.ack([message])
+
+Cost model: each receive call brings up to 10 messages and waits up to `wait_time_seconds`
+on an empty queue; `concurrent_receives` calls run at once. Holding N messages costs one
+`ChangeMessageVisibilityBatch` per 10 of them every `visibility_timeout / 3` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from tenacity import RetryCallState
+
+from .client import SqsReceiveClient, open_client, resolve_queue_url
+from .config import ConnectionConfig
+from .errors import SqsClientError, explain
+from .retry import RetryPolicy, Sleep, default_sleep, error_code
+
+log = logging.getLogger("sqs_async")
+
+MAX_RECEIVE = 10
+MAX_WAIT_SECONDS = 20
+# SQS's ceiling for one visibility timeout (12 hours).
+MAX_VISIBILITY_SECONDS = 43_200
+# Connections beyond the receive calls, for deletes and visibility changes.
+SPARE_CONNECTIONS = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiverConfig(ConnectionConfig):
+    """Configuration of an `SqsReceiver` (and its connection: see `ConnectionConfig`).
+
+    Source: `queue_url` or `queue_name`. Polling: `wait_time_seconds` (long polling, 0-20),
+    `concurrent_receives` calls at once, each for up to 10 messages; `prefetch` messages may
+    wait in the buffer. Holding: each message is received with `visibility_timeout` seconds
+    and extended by as much while held; `max_hold` (seconds, None: no limit) stops extending a
+    message held that long, so that a consumer that never acks gives it back to the queue.
+    Attributes: `attribute_names` (system attributes) and `message_attribute_names`, "All" by
+    default. Acks and releases are retried by `retry` (`max_trials` is a shortcut).
+    """
+
+    queue_url: str | None = None
+    queue_name: str | None = None
+    wait_time_seconds: int = MAX_WAIT_SECONDS
+    concurrent_receives: int = 2
+    prefetch: int = 100
+    visibility_timeout: int = 30
+    max_hold: float | None = None
+    attribute_names: tuple[str, ...] = ("All",)
+    message_attribute_names: tuple[str, ...] = ("All",)
+    max_trials: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.queue_url is None) == (self.queue_name is None):
+            raise ValueError("give exactly one of queue_url and queue_name")
+        for name in ("queue_url", "queue_name"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{name} must be a non-empty str, got {value!r}")
+        if self.max_trials is not None:
+            object.__setattr__(self, "retry", RetryPolicy(max_trials=self.max_trials))
+        _check_int("wait_time_seconds", self.wait_time_seconds, 0, MAX_WAIT_SECONDS)
+        _check_int("concurrent_receives", self.concurrent_receives, 1, 100)
+        _check_int("prefetch", self.prefetch, 1, 1_000_000)
+        _check_int("visibility_timeout", self.visibility_timeout, 3, MAX_VISIBILITY_SECONDS)
+        if self.max_hold is not None and (
+            not isinstance(self.max_hold, int | float) or self.max_hold <= 0
+        ):
+            raise ValueError(f"max_hold must be a number of seconds > 0, got {self.max_hold!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """A message as received: `attributes` are SQS's (`SentTimestamp`, `MessageGroupId`,
+    `ApproximateReceiveCount`, ...), `message_attributes` the sender's, as SQS returns them."""
+
+    message_id: str
+    body: str
+    receipt_handle: str = field(repr=False)
+    attributes: dict[str, str] = field(default_factory=dict)
+    message_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    md5_of_body: str = ""
+
+    @classmethod
+    def from_response(cls, raw: dict[str, Any]) -> ReceivedMessage:
+        return cls(
+            message_id=str(raw.get("MessageId", "")),
+            body=str(raw.get("Body", "")),
+            receipt_handle=str(raw["ReceiptHandle"]),
+            attributes=dict(raw.get("Attributes") or {}),
+            message_attributes=dict(raw.get("MessageAttributes") or {}),
+            md5_of_body=str(raw.get("MD5OfBody", "")),
+        )
+
+    @property
+    def sent_timestamp(self) -> float | None:
+        """When SQS accepted the message (seconds since the epoch), if it said."""
+        millis = self.attributes.get("SentTimestamp")
+        return int(millis) / 1000 if millis else None
+
+    def as_record(self, *, with_receipt_handle: bool = False) -> dict[str, Any]:
+        """A plain mapping (JSON-friendly but for Binary attribute values, which are bytes)."""
+        record: dict[str, Any] = {
+            "MessageId": self.message_id,
+            "Body": self.body,
+            "Attributes": self.attributes,
+            "MessageAttributes": self.message_attributes,
+        }
+        if with_receipt_handle:
+            record["ReceiptHandle"] = self.receipt_handle
+        return record
+
+
+@dataclass(slots=True)
+class AckResult:
+    """What `ack` or `release` did: each message is in `done` or in `failed`, with the reason."""
+
+    done: list[ReceivedMessage] = field(default_factory=list)
+    failed: list[tuple[ReceivedMessage, str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ReceiverStats:
+    received: int = 0
+    deleted: int = 0
+    delete_failures: int = 0
+    released: int = 0
+    extensions: int = 0
+    extension_failures: int = 0
+    receive_calls: int = 0
+    empty_receives: int = 0
+    receive_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class _Held:
+    message: ReceivedMessage
+    received_at: float
+    visible_until: float
+
+
+class SqsReceiver:
+    """Receives from one SQS queue; see the module docstring. Settings are `ReceiverConfig`
+    fields (or a `config`); `client` is borrowed, `client_wrapper` wraps whichever is used."""
+
+    def __init__(
+        self,
+        config: ReceiverConfig | None = None,
+        *,
+        client: SqsReceiveClient | None = None,
+        client_wrapper: Callable[[Any], Any] | None = None,
+        sleep: Sleep = default_sleep,
+        clock: Callable[[], float] = time.monotonic,
+        **settings: Any,
+    ) -> None:
+        self.config = ReceiverConfig.merge(config, settings)
+        self._borrowed_client = client
+        self._client_wrapper = client_wrapper
+        self._sleep = sleep
+        self._clock = clock
+        self._client: Any = None
+        self._stack: AsyncExitStack | None = None
+        self._queue_url: str | None = self.config.queue_url
+        self._buffer: asyncio.Queue[ReceivedMessage] = asyncio.Queue()
+        self._held: dict[str, _Held] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._polls: list[asyncio.Task[None]] = []
+        self._error: BaseException | None = None
+        self._empty_poll = asyncio.Event()  # set when a poll came back empty
+        self._broken = asyncio.Event()  # set with _error: the queue refused for good
+        self.stats = ReceiverStats()
+
+    def __repr__(self) -> str:
+        return f"SqsReceiver({self.config!r})"
+
+    @property
+    def queue_url(self) -> str:
+        if self._queue_url is None:
+            raise RuntimeError("the receiver is not open: use `async with SqsReceiver(...)`")
+        return self._queue_url
+
+    @property
+    def held(self) -> int:
+        """Messages received and neither acked nor released (buffered ones included)."""
+        return len(self._held)
+
+    async def __aenter__(self) -> SqsReceiver:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the client, find the queue and start polling; a no-op when already open."""
+        if self._stack is not None:
+            return
+        stack = AsyncExitStack()
+        try:
+            client = self._borrowed_client or await open_client(
+                self.config,
+                stack,
+                pool_size=self.config.concurrent_receives + SPARE_CONNECTIONS,
+            )
+            if self._client_wrapper is not None:
+                client = self._client_wrapper(client)
+            if self._queue_url is None:
+                assert self.config.queue_name is not None
+                self._queue_url = await resolve_queue_url(
+                    client, self.config.queue_name, self.config.retry, self._sleep
+                )
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._client, self._stack = client, stack
+        self._buffer = asyncio.Queue(maxsize=self.config.prefetch)
+        self._polls = [
+            asyncio.create_task(self._poll(), name=f"sqs-receive-{n}")
+            for n in range(self.config.concurrent_receives)
+        ]
+        self._tasks = [*self._polls, asyncio.create_task(self._keep_invisible())]
+
+    async def close(self) -> None:
+        """Stop polling and extending; release every message not acked; close the client."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            unacked = [held.message for held in self._held.values()]
+            if unacked:
+                await self.release(unacked)
+        finally:
+            await stack.aclose()
+
+    async def stop_receiving(self) -> None:
+        """Stop polling and give back the buffered messages not handed out yet; messages
+        handed out stay held (and extended) until acked or released. For a reader that has
+        read all it wants but still has acks to make."""
+        polls, self._polls = self._polls, []
+        for task in polls:
+            task.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)
+        buffered = []
+        while not self._buffer.empty():
+            buffered.append(self._buffer.get_nowait())
+        if buffered:
+            await self.release(buffered)
+
+    async def messages(
+        self,
+        *,
+        max_messages: int | None = None,
+        max_time: float | None = None,
+        until_empty: bool = False,
+    ) -> AsyncIterator[ReceivedMessage]:
+        """Messages as they arrive, until `max_messages`, `max_time` seconds or (with
+        `until_empty`) a poll that started after the last message found the queue empty.
+        Each is held until acked or released. Raises `SqsClientError` if the queue refuses."""
+        deadline = None if max_time is None else self._clock() + max_time
+        count = 0
+        while max_messages is None or count < max_messages:
+            remaining = None if deadline is None else deadline - self._clock()
+            if remaining is not None and remaining <= 0:
+                return
+            message = await self._next(remaining, until_empty)
+            if message is None:
+                return
+            count += 1
+            yield message
+
+    def __aiter__(self) -> AsyncIterator[ReceivedMessage]:
+        return self.messages()
+
+    async def receive(
+        self, max_messages: int = MAX_RECEIVE, wait: float = 0
+    ) -> list[ReceivedMessage]:
+        """Up to `max_messages` buffered messages, waiting up to `wait` seconds for the first."""
+        first = await self._next(wait, until_empty=False)
+        if first is None:
+            return []
+        batch = [first]
+        while len(batch) < max_messages and not self._buffer.empty():
+            batch.append(self._buffer.get_nowait())
+        return batch
+
+    async def ack(self, messages: Iterable[ReceivedMessage]) -> AckResult:
+        """Delete `messages` (batches of 10, concurrently, retried); failures are reported.
+
+        A message whose delete failed is no longer held: SQS gives it out again once its
+        visibility timeout ends."""
+        result = await self._each_ten(messages, self._delete_ten)
+        self.stats.deleted += len(result.done)
+        self.stats.delete_failures += len(result.failed)
+        for message, code, reason in result.failed:
+            log.warning("delete of message %s failed: %s: %s", message.message_id, code, reason)
+        return result
+
+    async def release(self, messages: Iterable[ReceivedMessage]) -> AckResult:
+        """Make `messages` visible again at once, for another reader (a nack)."""
+        result = await self._each_ten(messages, self._release_ten)
+        self.stats.released += len(result.done)
+        return result
+
+    # Receiving
+
+    async def _next(self, wait: float | None, until_empty: bool) -> ReceivedMessage | None:
+        if self._error is not None:
+            raise self._error
+        if not self._buffer.empty():
+            return self._buffer.get_nowait()
+        self._empty_poll.clear()
+        getter = asyncio.ensure_future(self._buffer.get())
+        waiters: set[asyncio.Future[Any]] = {getter}
+        if until_empty:
+            waiters.add(asyncio.ensure_future(self._empty_poll.wait()))
+        waiters.add(asyncio.ensure_future(self._broken.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters - {getter}:
+                waiter.cancel()
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        if self._error is not None:
+            raise self._error
+        return None
+
+    async def _poll(self) -> None:
+        """One long-polling loop: receive, hold, buffer. Transient errors back off and retry;
+        any other (the queue is gone, access denied) ends the loop and is raised to readers."""
+        while True:
+            try:
+                received: list[ReceivedMessage] = await self.config.retry.retrying_forever(
+                    sleep=self._sleep
+                )(self._receive_once)
+            except Exception as exc:
+                code = error_code(exc)
+                self._error = SqsClientError(explain(code, str(exc), self.queue_url), code=code)
+                self._broken.set()
+                return
+            for message in received:
+                await self._buffer.put(message)
+
+    async def _receive_once(self) -> list[ReceivedMessage]:
+        config = self.config
+        started = self._clock()
+        response = await self._client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=MAX_RECEIVE,
+            WaitTimeSeconds=config.wait_time_seconds,
+            VisibilityTimeout=config.visibility_timeout,
+            MessageSystemAttributeNames=list(config.attribute_names),
+            MessageAttributeNames=list(config.message_attribute_names),
+        )
+        now = self._clock()
+        self.stats.receive_calls += 1
+        self.stats.receive_seconds += now - started
+        received = [ReceivedMessage.from_response(m) for m in response.get("Messages") or []]
+        if not received:
+            self.stats.empty_receives += 1
+            self._empty_poll.set()
+        self.stats.received += len(received)
+        for message in received:
+            visible_until = started + config.visibility_timeout
+            self._held[message.receipt_handle] = _Held(message, now, visible_until)
+        return received
+
+    # Holding
+
+    async def _keep_invisible(self) -> None:
+        """Extend the visibility of held messages before it runs out."""
+        timeout = self.config.visibility_timeout
+        while True:
+            await asyncio.sleep(timeout / 6)
+            now = self._clock()
+            due = []
+            for held in list(self._held.values()):
+                if (
+                    self.config.max_hold is not None
+                    and now - held.received_at >= self.config.max_hold
+                ):
+                    self._held.pop(held.message.receipt_handle, None)
+                    continue
+                if held.visible_until - now < timeout / 2:
+                    due.append(held.message)
+            if due:
+                result = await self._each_ten(due, self._extend_ten)
+                self.stats.extensions += len(result.done)
+                self.stats.extension_failures += len(result.failed)
+                for message in result.done:
+                    held_now = self._held.get(message.receipt_handle)
+                    if held_now is not None:
+                        held_now.visible_until = now + timeout
+                for message, code, _ in result.failed:
+                    if code in (
+                        "ReceiptHandleIsInvalid",
+                        "MessageNotInflight",
+                        "InvalidParameterValue",
+                    ):
+                        self._held.pop(message.receipt_handle, None)  # SQS will not keep it for us
+
+    # Batch calls on receipt handles
+
+    async def _each_ten(
+        self,
+        messages: Iterable[ReceivedMessage],
+        call: Callable[[list[ReceivedMessage]], Any],
+    ) -> AckResult:
+        batch = list(messages)
+        parts = await asyncio.gather(
+            *(call(batch[i : i + MAX_RECEIVE]) for i in range(0, len(batch), MAX_RECEIVE))
+        )
+        result = AckResult()
+        for part in parts:
+            result.done += part.done
+            result.failed += part.failed
+        return result
+
+    async def _delete_ten(self, messages: list[ReceivedMessage]) -> AckResult:
+        for message in messages:
+            self._held.pop(message.receipt_handle, None)  # stop extending at once
+        return await self._handle_call(messages, "delete_message_batch", {})
+
+    async def _release_ten(self, messages: list[ReceivedMessage]) -> AckResult:
+        for message in messages:
+            self._held.pop(message.receipt_handle, None)
+        return await self._handle_call(
+            messages, "change_message_visibility_batch", {"VisibilityTimeout": 0}
+        )
+
+    async def _extend_ten(self, messages: list[ReceivedMessage]) -> AckResult:
+        timeout = self.config.visibility_timeout
+        return await self._handle_call(
+            messages, "change_message_visibility_batch", {"VisibilityTimeout": timeout}
+        )
+
+    async def _handle_call(
+        self, messages: list[ReceivedMessage], operation: str, extra: dict[str, Any]
+    ) -> AckResult:
+        """One batch call on receipt handles; the entries (or the whole call) that failed
+        transiently are retried, `retry.max_trials` attempts in all."""
+        result = AckResult()
+        pending = list(messages)
+
+        async def attempt() -> list[ReceivedMessage]:
+            nonlocal pending
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, **extra}
+                for i, m in enumerate(pending)
+            ]
+            response = await getattr(self._client, operation)(
+                QueueUrl=self.queue_url, Entries=entries
+            )
+            by_id = {str(i): m for i, m in enumerate(pending)}
+            for entry in response.get("Successful") or []:
+                message = by_id.pop(str(entry.get("Id")), None)
+                if message is not None:
+                    result.done.append(message)
+            retry = []
+            for entry in response.get("Failed") or []:
+                message = by_id.pop(str(entry.get("Id")), None)
+                if message is None:
+                    continue
+                code, reason = str(entry.get("Code")), str(entry.get("Message") or "")
+                if entry.get("SenderFault"):
+                    result.failed.append((message, code, reason))
+                else:
+                    last_error[message.receipt_handle] = (code, reason)
+                    retry.append(message)
+            for message in by_id.values():  # listed neither way
+                last_error[message.receipt_handle] = ("MissingResult", "no answer for it")
+                retry.append(message)
+            pending = retry
+            return retry
+
+        def give_up(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            for message in pending:
+                code, reason = (
+                    (error_code(error), str(error))
+                    if error is not None
+                    else last_error[message.receipt_handle]
+                )
+                result.failed.append((message, code, reason))
+
+        last_error: dict[str, tuple[str, str]] = {}
+        retrying = self.config.retry.retrying_entries(sleep=self._sleep, on_give_up=give_up)
+        try:
+            await retrying(attempt)
+        except Exception as exc:  # not transient: every entry still pending failed
+            result.failed += [(m, error_code(exc), str(exc)) for m in pending]
+        return result
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")

@@ -1,0 +1,199 @@
+"""ReadFromSqs on the DirectRunner (FnApiRunner) against the local server."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_adapter import ReadFromSqs, WriteToSqs
+from sqs_async import LocalSqsServer, SqsSender
+
+from .conftest import bodies, make_queue
+from .test_beam_sink import options
+from .test_receiver import queue_counts
+
+
+def fill(server: LocalSqsServer, queue_url: str, count: int) -> list[str]:
+    import asyncio
+
+    messages = [f"m{i}" for i in range(count)]
+
+    async def send() -> int:
+        async with SqsSender(queue_url=queue_url, **server.client_settings) as sender:
+            return (await sender.send(messages, keep_delivered=False)).delivered_count
+
+    assert asyncio.run(send()) == count
+    return messages
+
+
+def test_bounded_read_of_5000_messages_empties_the_queue(
+    server: LocalSqsServer, sync_client: Any, queue_url: str
+) -> None:
+    sent = fill(server, queue_url, 5000)
+    with beam.Pipeline(options=options(server)) as p:
+        read = p | ReadFromSqs(queue_url=queue_url, until_empty=True, wait_time_seconds=1)
+        counts = (
+            read
+            | beam.Map(lambda record: record["Body"])
+            | beam.combiners.Count.PerElement()
+            | beam.Map(lambda kv: kv[0])  # at least once: each body, duplicates folded
+        )
+        assert_that(counts, equal_to(sent))
+    assert queue_counts(sync_client, queue_url) == (0, 0)
+
+
+def wait_until_visible(sync_client: Any, queue_url: str, count: int, seconds: float) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while queue_counts(sync_client, queue_url) != (count, 0):
+        assert time.monotonic() < deadline, queue_counts(sync_client, queue_url)
+        time.sleep(0.5)
+
+
+def fail_first_run(flag_file: str) -> Any:
+    """A step that fails every element of the first run (it leaves a file behind)."""
+
+    def step(record: dict[str, Any]) -> str:
+        import os
+
+        if not os.path.exists(flag_file):
+            with open(flag_file, "w") as flag:
+                flag.write("failed once")
+            raise RuntimeError("downstream failure (injected)")
+        return str(record["Body"])
+
+    return step
+
+
+def test_a_failed_bundle_is_read_again_and_nothing_is_lost(
+    server: LocalSqsServer, sync_client: Any, queue_url: str, tmp_path: Any
+) -> None:
+    sent = fill(server, queue_url, 200)
+    step = fail_first_run(str(tmp_path / "failed"))
+    read = dict(queue_url=queue_url, visibility_timeout=3, max_hold=2, wait_time_seconds=1)
+
+    with (
+        pytest.raises(Exception, match="downstream failure"),
+        beam.Pipeline(options=options(server)) as p,
+    ):
+        p | ReadFromSqs(until_empty=True, **read) | beam.Map(step)
+    # Nothing was deleted: the failed bundle was never committed. Its messages come back.
+    wait_until_visible(sync_client, queue_url, 200, seconds=30)
+
+    with beam.Pipeline(options=options(server)) as p:
+        bodies_read = p | ReadFromSqs(until_empty=True, **read) | beam.Map(step)
+        assert_that(bodies_read | beam.Distinct(), equal_to(sent))
+    assert queue_counts(sync_client, queue_url) == (0, 0)
+
+
+def test_a_slow_bundle_keeps_its_messages_invisible(
+    server: LocalSqsServer, sync_client: Any, queue_url: str, tmp_path: Any
+) -> None:
+    """The queue's own timeout is 2 s; the bundle takes over 6 s. Once the bundle has its
+    messages, no other reader may see them, and none is delivered twice."""
+    import os
+    import threading
+    import time
+
+    started = str(tmp_path / "started")
+
+    sync_client.set_queue_attributes(QueueUrl=queue_url, Attributes={"VisibilityTimeout": "2"})
+    sent = fill(server, queue_url, 20)
+    stolen: list[str] = []
+    done = threading.Event()
+
+    def other_reader() -> None:
+        while not os.path.exists(started):  # the bundle holds every message by then
+            time.sleep(0.05)
+        while not done.is_set():
+            response = sync_client.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+            )
+            stolen.extend(m["Body"] for m in response.get("Messages", []))
+            time.sleep(0.3)
+
+    def slow(record: dict[str, Any]) -> str:
+        open(started, "a").close()
+        time.sleep(0.35)
+        return str(record["Body"])
+
+    with beam.Pipeline(options=options(server)) as p:
+        out = (
+            p
+            | ReadFromSqs(
+                queue_url=queue_url,
+                max_messages=20,
+                visibility_timeout=3,
+                wait_time_seconds=1,
+                bundle_seconds=5,  # all 20 in one bundle
+            )
+            | beam.Map(slow)
+        )
+        assert_that(out, equal_to(sent))
+        thread = threading.Thread(target=other_reader, daemon=True)
+        thread.start()
+    done.set()
+    thread.join()
+    assert os.path.exists(started)
+    assert stolen == []
+    assert queue_counts(sync_client, queue_url) == (0, 0)
+
+
+def test_read_transform_write_between_two_queues(
+    server: LocalSqsServer, sync_client: Any, queue_url: str
+) -> None:
+    target = make_queue(sync_client)
+    sent = fill(server, queue_url, 300)
+    with beam.Pipeline(options=options(server)) as p:
+        (
+            p
+            | ReadFromSqs(queue_url=queue_url, until_empty=True, wait_time_seconds=1)
+            | beam.Map(lambda record: record["Body"].upper())
+            | WriteToSqs(queue_url=target)
+        )
+    assert Counter(bodies(sync_client, target)).keys() == {b.upper() for b in sent}
+    assert queue_counts(sync_client, queue_url) == (0, 0)
+
+
+def test_metrics_and_element_shape(
+    server: LocalSqsServer, sync_client: Any, queue_url: str
+) -> None:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    sync_client.send_message(
+        QueueUrl=queue_url,
+        MessageBody="hello",
+        MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}},
+    )
+    p = beam.Pipeline(options=options(server))
+    records = p | ReadFromSqs(
+        queue_url=queue_url, max_messages=1, with_receipt_handle=True, wait_time_seconds=1
+    )
+    shapes = records | beam.Map(
+        lambda r: (r["Body"], r["MessageAttributes"]["k"]["StringValue"], sorted(r))
+    )
+    assert_that(
+        shapes,
+        equal_to(
+            [
+                (
+                    "hello",
+                    "v",
+                    ["Attributes", "Body", "MessageAttributes", "MessageId", "ReceiptHandle"],
+                )
+            ]
+        ),
+    )
+    result = p.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("sqs_async"))["counters"]
+    }
+    assert counters["messages_received"] >= 1
+    assert queue_counts(sync_client, queue_url) == (0, 0)
