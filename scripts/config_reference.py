@@ -2,9 +2,10 @@
 
     python scripts/config_reference.py
 
-Names and defaults come from `SenderConfig`, the signatures of `SqsSender`, `SqsProducer` and
-`WriteToSqs`, and the CLI's parser; descriptions come from DESCRIPTIONS below. A test checks
-that the README holds exactly this output, and that every option has a description.
+Names and defaults come from `SenderConfig`, `ReceiverConfig`, the signatures of `SqsSender`,
+`SqsProducer`, `WriteToSqs`, `SqsReceiver` and `ReadFromSqs`, and the CLI's parser;
+descriptions come from DESCRIPTIONS below. A test checks that the README holds exactly this
+output, and that every option has a description.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
-from beam_adapter import WriteToSqs
-from sqs_async import SenderConfig, SqsProducer, SqsSender
+from beam_adapter import ReadFromSqs, WriteToSqs
+from sqs_async import ReceiverConfig, SenderConfig, SqsProducer, SqsReceiver, SqsSender
 from sqs_async.cli import parser as cli_parser
+from sqs_async.config import ConnectionConfig
 
 DESCRIPTIONS = {
     "queue_url": "URL of the queue (give this or `queue_name`), or a function of the record "
@@ -72,12 +74,47 @@ DESCRIPTIONS = {
     "max-trials": "attempts per message",
     "failed": "file for failed lines (JSON lines)",
     "port": "port of the local server (0: a free one)",
+    "receiver queue_url": "URL of the queue to read (give this or `queue_name`)",
+    "receiver queue_name": "name of the queue to read, resolved to its URL once",
+    "receiver max_trials": "attempts per delete or visibility change (shortcut for `retry`)",
+    "receiver retry": "`RetryPolicy` for deletes and visibility changes; receives retry "
+    "transient errors without end",
+    "wait_time_seconds": "long polling: seconds a receive waits on an empty queue (0-20)",
+    "concurrent_receives": "ReceiveMessage calls at once, 10 messages each",
+    "prefetch": "received messages that may wait in the buffer",
+    "visibility_timeout": "seconds a received message stays hidden; extended by as much while held",
+    "max_hold": "seconds after which a held message is no longer extended (None: no limit)",
+    "attribute_names": "system attributes to receive",
+    "message_attribute_names": "message attributes to receive",
+    "max_messages": "bounded read: stop after this many messages",
+    "max_read_time": "bounded read: stop after this many seconds",
+    "until_empty": "bounded read: stop when a poll finds the queue empty",
+    "with_receipt_handle": "add `ReceiptHandle` to each element",
+    "bundle_size": "most messages per bundle",
+    "bundle_seconds": "most seconds a bundle waits for messages",
+    "read max_hold": "seconds a bundle's messages stay hidden waiting for its commit",
+    "receiver_settings": "any other `ReceiverConfig` field",
+    "receiver config": "a `ReceiverConfig` (keywords given as well override its fields)",
+    "receiver client": "an open aiobotocore SQS client to borrow (never closed by the receiver)",
+    "receiver settings": "any `ReceiverConfig` field",
+    "receiver clock": "monotonic clock for holding times and latencies (tests)",
+    "read queue_name": "name of the queue to read (give this or `queue_url`)",
+    "read queue_url": "URL of the queue to read",
+    "output": "JSON-lines file; - is standard output",
+    "max-messages": "stop after this many messages",
+    "max-time": "stop after this many seconds",
+    "until-empty": "stop when a poll finds the queue empty",
+    "delete": "delete each message once written (default: keep them)",
+    "wait": "long-polling seconds (0-20)",
+    "visibility-timeout": "seconds a message stays hidden while held",
     "local queue": "create this queue when starting (repeatable)",
 }
 
 
-def _config_rows() -> Iterator[tuple[str, str]]:
-    for field in dataclasses.fields(SenderConfig):
+def _config_rows(cls: Any, skip: set[str] = set()) -> Iterator[tuple[str, str]]:  # noqa: B006
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
         if field.default is not dataclasses.MISSING:
             yield field.name, f"`{field.default!r}`"
         else:
@@ -112,23 +149,34 @@ def _cli_rows() -> Iterator[tuple[str, str, str, str]]:
                 yield command, str(action.metavar), "required", action.dest
 
 
-def _describe(name: str) -> str:
-    return DESCRIPTIONS[name.lstrip("*").lstrip("-")]
+def _describe(name: str, context: str) -> str:
+    key = name.lstrip("*").lstrip("-")
+    return DESCRIPTIONS.get(f"{context} {key}", DESCRIPTIONS[key])
 
 
-def table(title: str, rows: Iterator[tuple[str, str]]) -> list[str]:
+def table(title: str, rows: Iterator[tuple[str, str]], context: str = "") -> list[str]:
     lines = [f"**{title}**", "", "| option | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{name}` | {default} | {_describe(name)} |" for name, default in rows]
+    lines += [f"| `{name}` | {default} | {_describe(name, context)} |" for name, default in rows]
     return [*lines, ""]
 
 
 def reference() -> str:
     lines = table(
-        "SenderConfig fields (keywords of SqsSender, SqsProducer, WriteToSqs)", _config_rows()
+        "SenderConfig fields (keywords of SqsSender, SqsProducer, WriteToSqs)",
+        _config_rows(SenderConfig),
     )
     lines += table("SqsSender", _signature_rows(SqsSender.__init__, {"self"}))
     lines += table("SqsProducer", _signature_rows(SqsProducer.__init__, {"self"}))
     lines += table("WriteToSqs", _signature_rows(WriteToSqs.__init__, {"self"}))
+    connection = {field.name for field in dataclasses.fields(ConnectionConfig)}
+    lines += table(
+        "ReceiverConfig fields (keywords of SqsReceiver and ReadFromSqs), besides the "
+        "connection fields above",
+        _config_rows(ReceiverConfig, connection),
+        "receiver",
+    )
+    lines += table("SqsReceiver", _signature_rows(SqsReceiver.__init__, {"self"}), "receiver")
+    lines += table("ReadFromSqs", _signature_rows(ReadFromSqs.__init__, {"self"}), "read")
     lines += [
         "**sqs-async command line**",
         "",

@@ -1,6 +1,7 @@
 """The `sqs-async` command line: load a file of messages into a queue, or start a local server.
 
 sqs-async send QUEUE FILE     each line a JSON message (a string body or an entry object)
+sqs-async receive QUEUE       messages as JSON lines; deleted only with --delete
 sqs-async local               an SQS-compatible server on 127.0.0.1, for trying things out
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -38,6 +40,17 @@ Each line is a JSON string (the body) or an object of SQS entry fields, for exam
   {"MessageBody": "hello", "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}
 Failed lines go to --failed as {"line": N, "message": ..., "error": {...}}; the "message" values
 can be sent again. Exit status: 0 when every line was delivered, 1 otherwise.
+"""
+
+RECEIVE_EXAMPLE = """\
+examples:
+  sqs-async receive my-queue --until-empty > messages.jsonl          # a copy; the queue keeps them
+  sqs-async receive my-queue --max-messages 100 --delete --output taken.jsonl
+
+Each line is {"MessageId", "Body", "Attributes", "MessageAttributes"} (Binary attribute values
+in base64). Without --delete every message read is made visible again at the end, for other
+readers; with --delete a message is deleted once its line is written. Without a limit the
+command runs until Ctrl-C.
 """
 
 LOCAL_EXAMPLE = """\
@@ -211,6 +224,81 @@ def command_send(args: argparse.Namespace) -> int:
     return 0 if tally.failed == 0 and not stop.is_set() else 1
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+async def receive_lines(args: argparse.Namespace, out: IO[str]) -> int:
+    """Write messages as JSON lines until a limit or Ctrl-C; delete them if asked."""
+    from .receiver import ReceivedMessage, SqsReceiver
+
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    written = 0
+    by_url = "://" in args.queue
+    async with SqsReceiver(
+        queue_url=args.queue if by_url else None,
+        queue_name=None if by_url else args.queue,
+        endpoint_url=args.endpoint_url,
+        region_name=args.region,
+        wait_time_seconds=args.wait,
+        visibility_timeout=args.visibility_timeout,
+    ) as receiver:
+        to_delete: list[ReceivedMessage] = []
+
+        async def read() -> None:
+            nonlocal written
+            async for message in receiver.messages(
+                max_messages=args.max_messages, max_time=args.max_time, until_empty=args.until_empty
+            ):
+                out.write(json.dumps(message.as_record(), default=_json_default) + "\n")
+                written += 1
+                if args.delete:
+                    to_delete.append(message)
+                    if len(to_delete) == 10:
+                        out.flush()  # written before deleted
+                        batch = to_delete[:]
+                        to_delete.clear()
+                        await receiver.ack(batch)
+
+        reading = asyncio.create_task(read())
+        stopping = asyncio.create_task(stopped.wait())
+        await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not reading.done():
+            reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading  # raises the reader's error, if any
+        out.flush()
+        if to_delete:
+            await receiver.ack(to_delete)
+        deleted = receiver.stats.deleted
+        failures = receiver.stats.delete_failures
+    print(
+        f"received {written}, deleted {deleted}"
+        + (f", {failures} deletes failed" if failures else "")
+        + (" (interrupted)" if stopped.is_set() else ""),
+        file=sys.stderr,
+    )
+    return 1 if failures else 0
+
+
+def command_receive(args: argparse.Namespace) -> int:
+    out: IO[str] = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        return asyncio.run(receive_lines(args, out))
+    except SqsAsyncError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
 def command_local(args: argparse.Namespace) -> int:
     import boto3
 
@@ -235,7 +323,7 @@ def command_local(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="sqs-async",
-        description="Send messages to Amazon SQS, fast.",
+        description="Move messages to and from Amazon SQS, fast.",
         epilog="run 'sqs-async COMMAND --help' for a command's options and examples",
     )
     commands = main.add_subparsers(dest="command", required=True)
@@ -254,6 +342,30 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--max-trials", type=int, default=3, help="attempts per message")
     send.add_argument("--failed", metavar="FILE", help="write failed lines here (JSON lines)")
     send.set_defaults(run=command_send)
+    receive = commands.add_parser(
+        "receive",
+        help="write a queue's messages as JSON lines",
+        epilog=RECEIVE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read messages from QUEUE and write them as JSON lines.",
+    )
+    receive.add_argument("queue", metavar="QUEUE", help="queue name or queue URL")
+    receive.add_argument("--endpoint-url", help="SQS endpoint (a local server, for example)")
+    receive.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
+    receive.add_argument("--output", default="-", help="JSON-lines file; - is standard output")
+    receive.add_argument("--max-messages", type=int, help="stop after this many messages")
+    receive.add_argument("--max-time", type=float, help="stop after this many seconds")
+    receive.add_argument(
+        "--until-empty", action="store_true", help="stop when a poll finds the queue empty"
+    )
+    receive.add_argument(
+        "--delete", action="store_true", help="delete each message once written (default: keep)"
+    )
+    receive.add_argument("--wait", type=int, default=20, help="long-polling seconds (0-20)")
+    receive.add_argument(
+        "--visibility-timeout", type=int, default=30, help="seconds a message is hidden while held"
+    )
+    receive.set_defaults(run=command_receive)
     local = commands.add_parser(
         "local",
         help="start a local SQS server on 127.0.0.1",

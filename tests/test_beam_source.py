@@ -197,3 +197,49 @@ def test_metrics_and_element_shape(
     }
     assert counters["messages_received"] >= 1
     assert queue_counts(sync_client, queue_url) == (0, 0)
+
+
+def test_streaming_read_runs_until_stopped(server: LocalSqsServer, sync_client: Any) -> None:
+    """The unbounded read, on the FnApiRunner in a process of its own: messages sent while it
+    runs come out transformed on the target queue and are deleted from the source."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    source, target = make_queue(sync_client), make_queue(sync_client)
+    example = Path(__file__).resolve().parent.parent / "examples" / "streaming_pipeline.py"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(example),
+            f"--source={source.rsplit('/', 1)[1]}",
+            f"--target={target.rsplit('/', 1)[1]}",
+            f"--endpoint_url={server.endpoint_url}",
+            "--region_name=us-east-1",
+            "--aws_access_key_id=testing",
+            "--aws_secret_access_key=testing",
+            "--runner=FnApiRunner",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sent = {f"m{i}" for i in range(50)}
+        for body in sorted(sent):
+            sync_client.send_message(QueueUrl=source, MessageBody=body)
+        received: set[str] = set()
+        deadline = time.monotonic() + 90
+        while received != {b.upper() for b in sent} or queue_counts(sync_client, source) != (0, 0):
+            assert time.monotonic() < deadline, (len(received), queue_counts(sync_client, source))
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            received.update(bodies(sync_client, target))
+            time.sleep(0.5)
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

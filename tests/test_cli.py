@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sqs_async import LocalSqsServer
 
-from .conftest import stored_bodies
+from .conftest import make_queue, stored_bodies
+from .test_receiver import queue_counts
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -108,7 +110,7 @@ def test_send_to_a_missing_queue_is_a_clear_error(server: LocalSqsServer) -> Non
     assert "no-such-queue" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["send"], ["local"]])
+@pytest.mark.parametrize("command", [[], ["send"], ["receive"], ["local"]])
 def test_help_has_examples(command: list[str]) -> None:
     result = run_cli(*command, "--help")
     assert result.returncode == 0
@@ -141,3 +143,38 @@ def test_local_starts_a_loopback_server_with_queues() -> None:
         if process.stdout is not None:
             process.stdout.close()
     assert status == 0
+
+
+def test_receive_writes_json_lines_and_deletes_only_when_asked(
+    server: LocalSqsServer, sync_client: Any
+) -> None:
+    queue_url = make_queue(sync_client)
+    attributes = {"b": {"DataType": "Binary", "BinaryValue": b"\x00\x01"}}
+    for i in range(25):
+        sync_client.send_message(
+            QueueUrl=queue_url, MessageBody=f"m{i}", MessageAttributes=attributes
+        )
+    common = ["--endpoint-url", server.endpoint_url, "--region", "us-east-1", "--wait", "1"]
+
+    peek = run_cli("receive", queue_url, "--until-empty", *common)
+    assert peek.returncode == 0, peek.stderr
+    lines = [json.loads(line) for line in peek.stdout.splitlines()]
+    assert {line["Body"] for line in lines} == {f"m{i}" for i in range(25)}
+    assert lines[0]["MessageAttributes"]["b"]["BinaryValue"] == "AAE="  # base64
+    assert "deleted 0" in peek.stderr
+    assert queue_counts(sync_client, queue_url) == (25, 0)  # released: all visible again
+
+    take = run_cli(
+        "receive", queue_url.rsplit("/", 1)[1], "--max-messages", "10", "--delete", *common
+    )
+    assert take.returncode == 0, take.stderr
+    assert len(take.stdout.splitlines()) == 10 and "deleted 10" in take.stderr
+    assert queue_counts(sync_client, queue_url) == (15, 0)
+
+
+def test_receive_from_a_missing_queue_is_a_clear_error(server: LocalSqsServer) -> None:
+    result = run_cli(
+        "receive", "no-such-queue", "--endpoint-url", server.endpoint_url, "--region", "us-east-1"
+    )
+    assert result.returncode == 2
+    assert "no-such-queue" in result.stderr and "Traceback" not in result.stderr
