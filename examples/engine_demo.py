@@ -1,4 +1,5 @@
-"""Send messages with the sqs_async engine to an embedded local SQS server and read them back.
+"""Send messages with the sqs_async engine to an embedded local SQS server and read them back
+with its receiver.
 
 Run with `make demo` (or `python examples/engine_demo.py --count 500`). No AWS account needed:
 the server is moto's, on 127.0.0.1.
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
 
 import boto3
 
-from sqs_async import LocalSqsServer, SqsSender
+from sqs_async import LocalSqsServer, SqsReceiver, SqsSender
 
 
 async def send(queue_url: str, count: int, server: LocalSqsServer) -> int:
@@ -24,19 +24,19 @@ async def send(queue_url: str, count: int, server: LocalSqsServer) -> int:
     return len(result.delivered)
 
 
-def read_back(client: Any, queue_url: str) -> int:
+async def read_back(queue_url: str, server: LocalSqsServer) -> int:
     count = 0
-    while messages := client.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300
-    ).get("Messages"):
-        count += len(messages)
-        client.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
-    return count
+    # until_empty ends after a poll waited wait_time_seconds in vain: 1 s, not the default 20.
+    settings = {"wait_time_seconds": 1, **server.client_settings}
+    async with SqsReceiver(queue_url=queue_url, **settings) as receiver:
+        batch = []
+        async for message in receiver.messages(until_empty=True):
+            batch.append(message)  # ... handle message.body here ...
+            if len(batch) == 100:
+                await receiver.ack(batch)  # deleted, ten per request
+                count, batch = count + len(batch), []
+        await receiver.ack(batch)
+    return count + len(batch)
 
 
 def main() -> None:
@@ -48,7 +48,8 @@ def main() -> None:
         queue_url = client.create_queue(QueueName="sqs-async-demo")["QueueUrl"]
         print(f"local SQS server at {server.endpoint_url}, queue {queue_url}")
         delivered = asyncio.run(send(queue_url, args.count, server))
-        print(f"{delivered} messages delivered, {read_back(client, queue_url)} read back")
+        read = asyncio.run(read_back(queue_url, server))
+        print(f"{delivered} messages delivered, {read} read back")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ generated from the code."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -50,7 +51,7 @@ def free_port() -> int:
 
 def test_command_line_block_runs(tmp_path: Path) -> None:
     [block] = [code for language, code in BLOCKS if language == "bash" and "sqs-async" in code]
-    start_server, send = (line for line in block.splitlines() if line.strip())
+    start_server, send, receive = (line for line in block.splitlines() if line.strip())
     port = str(free_port())  # the README's 9324 may be taken here
     bin_dir = Path(sys.executable).parent
     env = {
@@ -71,13 +72,16 @@ def test_command_line_block_runs(tmp_path: Path) -> None:
         assert server.stdout is not None
         for _ in range(2):  # "queue ..." then "local SQS server at ..."
             server.stdout.readline()
-        sent = subprocess.run(
-            shlex.split(send.replace("9324", port)),
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        sent, received = (
+            subprocess.run(
+                shlex.split(command.replace("9324", port)),
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            for command in (send, receive)
         )
     finally:
         server.terminate()
@@ -87,6 +91,10 @@ def test_command_line_block_runs(tmp_path: Path) -> None:
     assert sent.returncode == 1  # one bad line
     assert "sent 2, failed 1" in sent.stderr
     assert "InvalidJson" in (tmp_path / "failed.jsonl").read_text()
+    assert received.returncode == 0, received.stderr
+    lines = (tmp_path / "received.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["Body"] for line in lines) == ["hello", "world"]
+    assert "deleted 2" in received.stderr
 
 
 def test_configuration_reference_matches_the_code() -> None:
