@@ -55,6 +55,7 @@ class _ReadSettings:
     with_receipt_handle: bool
     bundle_size: int
     bundle_seconds: float
+    readers: int = 1
 
     @property
     def bounded(self) -> bool:
@@ -98,9 +99,8 @@ class _Metrics:
 class _ReadFn(beam.DoFn, RestrictionProvider):
     """Reads one bundle's worth of messages per call, then checkpoints.
 
-    Its own restriction provider: an offset range over the number of messages read, never
-    split up front (one reader per `ReadFromSqs`; parallelism comes from the engine's
-    concurrent polls).
+    Its own restriction provider: an offset range over the number of messages read, split up
+    front into `readers` parts.
     """
 
     def __init__(self, config: ReceiverConfig, read: _ReadSettings) -> None:
@@ -120,7 +120,13 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         return int(restriction.size())
 
     def split(self, element: Any, restriction: OffsetRange) -> Iterator[OffsetRange]:
-        yield restriction
+        """`readers` parts, which a runner may read on different workers at once (an SQS
+        queue has no partitions: each part simply polls the same queue)."""
+        parts = max(1, min(self.read.readers, int(restriction.size())))
+        step = restriction.size() // parts
+        for n in range(parts):
+            stop = restriction.stop if n == parts - 1 else restriction.start + (n + 1) * step
+            yield OffsetRange(restriction.start + n * step, stop)
 
     def display_data(self) -> dict[str, Any]:
         return {
@@ -195,6 +201,7 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         ends = time.monotonic() + self.read.bundle_seconds
         if deadline is not None:
             ends = min(ends, time.monotonic() + max(0.0, deadline - time.time()))
+        receiver.start_receiving()  # an earlier part of the read may have stopped it
         batch: list[ReceivedMessage] = []
         until_empty = self.read.until_empty
         async for message in receiver.messages(
@@ -256,7 +263,9 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
     is given: the read ends at the first limit reached, or when a poll that started after the
     last message found the queue empty. Otherwise unbounded (a streaming read).
 
-    `bundle_size` and `bundle_seconds` bound each bundle; `max_hold` (seconds, default 600)
+    `readers` splits the read into that many parts a runner may run on different workers (each
+    polls the queue; `max_messages` is shared out among them). `bundle_size` and
+    `bundle_seconds` bound each bundle; `max_hold` (seconds, default 600)
     bounds how long a bundle's messages stay invisible waiting for the runner to commit it.
     Other keywords are `ReceiverConfig` fields (`visibility_timeout`, `wait_time_seconds`,
     `concurrent_receives`, `prefetch`, ...); connection settings come from `SqsOptions` flags
@@ -275,6 +284,7 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
         bundle_size: int = 1000,
         bundle_seconds: float = 1.0,
         max_hold: float | None = 600.0,
+        readers: int = 1,
         **receiver_settings: Any,
     ) -> None:
         super().__init__()
@@ -288,6 +298,8 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
             raise ValueError(
                 f"max_read_time must be a number of seconds > 0, got {max_read_time!r}"
             )
+        if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
+            raise ValueError(f"readers must be an int >= 1, got {readers!r}")
         if not isinstance(bundle_size, int) or bundle_size < 1:
             raise ValueError(f"bundle_size must be an int >= 1, got {bundle_size!r}")
         if not isinstance(bundle_seconds, int | float) or bundle_seconds <= 0:
@@ -304,6 +316,7 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
             with_receipt_handle=with_receipt_handle,
             bundle_size=bundle_size,
             bundle_seconds=float(bundle_seconds),
+            readers=readers,
         )
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> Any:

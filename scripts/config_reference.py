@@ -91,6 +91,7 @@ DESCRIPTIONS = {
     "until_empty": "bounded read: stop when a poll finds the queue empty",
     "with_receipt_handle": "add `ReceiptHandle` to each element",
     "bundle_size": "most messages per bundle",
+    "readers": "parts the read is split into, for runners to read on several workers",
     "bundle_seconds": "most seconds a bundle waits for messages",
     "read max_hold": "seconds a bundle's messages stay hidden waiting for its commit",
     "receiver_settings": "any other `ReceiverConfig` field",

@@ -239,18 +239,15 @@ class SqsReceiver:
             raise
         self._client, self._stack = client, stack
         self._buffer = asyncio.Queue(maxsize=self.config.prefetch)
-        self._polls = [
-            asyncio.create_task(self._poll(), name=f"sqs-receive-{n}")
-            for n in range(self.config.concurrent_receives)
-        ]
-        self._tasks = [*self._polls, asyncio.create_task(self._keep_invisible())]
+        self._tasks = [asyncio.create_task(self._keep_invisible(), name="sqs-extend")]
+        self.start_receiving()
 
     async def close(self) -> None:
         """Stop polling and extending; release every message not acked; close the client."""
         stack, self._stack = self._stack, None
         if stack is None:
             return
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks, self._polls = [*self._tasks, *self._polls], [], []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -260,6 +257,16 @@ class SqsReceiver:
                 await self.release(unacked)
         finally:
             await stack.aclose()
+
+    def start_receiving(self) -> None:
+        """Start polling (again, after `stop_receiving`); a no-op while polling."""
+        if self._stack is None:
+            raise RuntimeError("the receiver is not open: use `async with SqsReceiver(...)`")
+        if not self._polls:
+            self._polls = [
+                asyncio.create_task(self._poll(), name=f"sqs-receive-{n}")
+                for n in range(self.config.concurrent_receives)
+            ]
 
     async def stop_receiving(self) -> None:
         """Stop polling and give back the buffered messages not handed out yet; messages

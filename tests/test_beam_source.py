@@ -243,3 +243,33 @@ def test_streaming_read_runs_until_stopped(server: LocalSqsServer, sync_client: 
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def test_a_read_split_among_readers_reads_everything(
+    server: LocalSqsServer, sync_client: Any, queue_url: str
+) -> None:
+    sent = fill(server, queue_url, 300)
+    with beam.Pipeline(options=options(server)) as p:
+        read = p | ReadFromSqs(
+            queue_url=queue_url, max_messages=300, readers=3, wait_time_seconds=1
+        )
+        assert_that(read | beam.Map(lambda r: r["Body"]), equal_to(sent))
+    assert queue_counts(sync_client, queue_url) == (0, 0)
+
+
+def test_split_shares_out_the_messages() -> None:
+    from apache_beam.io.restriction_trackers import OffsetRange
+
+    from beam_adapter.source import UNBOUNDED, _BoundedReadFn, _ReadSettings, _UnboundedReadFn
+    from sqs_async import ReceiverConfig
+
+    def parts(fn_type: Any, max_messages: int | None, readers: int) -> list[tuple[int, int]]:
+        read = _ReadSettings(max_messages, None, False, False, 10, 1.0, readers)
+        fn = fn_type(ReceiverConfig(queue_name="q"), read)
+        return [(r.start, r.stop) for r in fn.split(0.0, fn.initial_restriction(0.0))]
+
+    assert parts(_BoundedReadFn, 10, 3) == [(0, 3), (3, 6), (6, 10)]
+    assert parts(_BoundedReadFn, 2, 5) == [(0, 1), (1, 2)]
+    unbounded = parts(_UnboundedReadFn, None, 2)
+    assert len(unbounded) == 2 and unbounded[-1][1] == UNBOUNDED
+    assert OffsetRange(*unbounded[0]).size() > 2**60
