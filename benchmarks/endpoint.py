@@ -4,7 +4,10 @@ latency, failing entries and throttling, and a record of every body it accepts.
 moto's server is correct but spends ~20 ms per batch and slows as a queue fills, so it cannot
 measure a client. This one does no more than the clients need, on 127.0.0.1 only:
 
-* `GetQueueUrl`, `GetQueueAttributes`, `SendMessageBatch`, `PurgeQueue`, `CreateQueue`;
+* `GetQueueUrl`, `GetQueueAttributes`, `SendMessageBatch`, `PurgeQueue`, `CreateQueue`, and
+  for readers `ReceiveMessage`, `DeleteMessageBatch`, `ChangeMessageVisibilityBatch` (one
+  queue holding every accepted message; a receive on an empty queue waits its
+  `WaitTimeSeconds`; visibility timeouts do not expire);
 * `latency_ms` (+ up to `jitter` x that, at random) before each answer;
 * `fail_rate`: the share of messages that fail once with `SenderFault=false` (the first time
   their id is seen), `throttle_rate`: the share of requests answered `ThrottlingException`,
@@ -31,7 +34,7 @@ import json
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,6 +59,9 @@ class State:
     accepted: Counter[str] = field(default_factory=Counter)
     message_ids: dict[str, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    available: deque[tuple[str, str]] = field(default_factory=deque)  # (body, MessageId)
+    in_flight: dict[str, tuple[str, str]] = field(default_factory=dict)  # by receipt handle
+    deleted: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
     requests: int = 0
     in_flight: int = 0
@@ -80,6 +86,10 @@ class State:
             "first": self.first,
             "last": self.last,
             "ids": sorted(self.accepted),
+            "deleted_unique": len(self.deleted),
+            "deleted": sum(self.deleted.values()),
+            "available": len(self.available),
+            "in_flight": len(self.in_flight),
         }
 
 
@@ -147,6 +157,12 @@ class Endpoint:
         if target == "CreateQueue":
             name = payload["QueueName"]
             return _answer({"QueueUrl": f"http://127.0.0.1:{self.port}/000000000000/{name}"})
+        if target == "ReceiveMessage":
+            return await self.receive_message(payload)
+        if target == "DeleteMessageBatch":
+            return self.on_receipts(payload, delete=True)
+        if target == "ChangeMessageVisibilityBatch":
+            return self.on_receipts(payload, delete=False)
         if target == "PurgeQueue":
             return _answer({})
         return _error("InvalidAction", f"{target} is not served here", 400)
@@ -155,6 +171,51 @@ class Endpoint:
     async def wait(knobs: Knobs, state: State) -> None:
         if knobs.latency_ms:
             await asyncio.sleep(knobs.latency_ms * (1 + knobs.jitter * state.rng.random()) / 1000)
+
+    async def receive_message(self, payload: dict[str, Any]) -> web.Response:
+        state = self.state
+        if not state.available:
+            await asyncio.sleep(float(payload.get("WaitTimeSeconds") or 0))
+        messages = []
+        for _ in range(min(int(payload.get("MaxNumberOfMessages") or 1), len(state.available))):
+            body, message_id = state.available.popleft()
+            receipt = uuid.uuid4().hex
+            state.in_flight[receipt] = (body, message_id)
+            messages.append(
+                {
+                    "MessageId": message_id,
+                    "ReceiptHandle": receipt,
+                    "Body": body,
+                    "MD5OfBody": hashlib.md5(body.encode("utf-8")).hexdigest(),
+                    "Attributes": {"SentTimestamp": str(int(time.time() * 1000))},
+                }
+            )
+        return _answer({"Messages": messages} if messages else {})
+
+    def on_receipts(self, payload: dict[str, Any], *, delete: bool) -> web.Response:
+        """Delete the entries' messages, or (a visibility change) release them at timeout 0."""
+        state = self.state
+        successful, failed = [], []
+        for entry in payload["Entries"]:
+            held = state.in_flight.get(entry["ReceiptHandle"])
+            if held is None:
+                failed.append(
+                    {
+                        "Id": entry["Id"],
+                        "SenderFault": True,
+                        "Code": "ReceiptHandleIsInvalid",
+                        "Message": "unknown receipt handle",
+                    }
+                )
+                continue
+            successful.append({"Id": entry["Id"]})
+            if delete:
+                del state.in_flight[entry["ReceiptHandle"]]
+                state.deleted[_message_id(held[0])] += 1
+            elif int(entry.get("VisibilityTimeout", 1)) == 0:
+                del state.in_flight[entry["ReceiptHandle"]]
+                state.available.append(held)
+        return _answer({"Successful": successful, "Failed": failed})
 
     def send_message_batch(self, payload: dict[str, Any], overloaded: bool) -> web.Response:
         state = self.state
@@ -183,6 +244,7 @@ class Endpoint:
             state.accepted[message] += 1
             state.order.append(message)
             message_id = str(uuid.uuid4())
+            state.available.append((body, message_id))
             state.message_ids.setdefault(message, []).append(message_id)
             successful.append(
                 {

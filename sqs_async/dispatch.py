@@ -32,6 +32,7 @@ from .batching import Batch
 from .client import SqsClient
 from .concurrency import AdaptiveLimit
 from .errors import SqsClientError, explain
+from .fifo import halted
 from .results import Delivered, Failed, SendResult
 from .retry import (
     FailureKind,
@@ -131,6 +132,7 @@ class Dispatcher:
         queue_url: str | None = None,
         on_fatal: OnFatal | None = None,
         on_delivered: OnDelivered | None = None,
+        ordered_groups: bool = False,
     ) -> asyncio.Task[SendResult]:
         """Wait until a batch may start, then send `batch` as a task of `group`.
 
@@ -140,7 +142,14 @@ class Dispatcher:
         await self._batches.acquire()
         try:
             task = group.create_task(
-                self._send(batch, deadline_at, self._queue(queue_url), on_fatal, on_delivered)
+                self._send(
+                    batch,
+                    deadline_at,
+                    self._queue(queue_url),
+                    on_fatal,
+                    on_delivered,
+                    ordered_groups,
+                )
             )
         except BaseException:
             self._batches.release()
@@ -156,10 +165,15 @@ class Dispatcher:
         queue_url: str,
         on_fatal: OnFatal | None,
         on_delivered: OnDelivered | None,
+        ordered_groups: bool,
     ) -> SendResult:
         try:
             return await self.send_batch(
-                batch.messages, deadline_at, queue_url=queue_url, on_delivered=on_delivered
+                batch.messages,
+                deadline_at,
+                queue_url=queue_url,
+                on_delivered=on_delivered,
+                ordered_groups=ordered_groups,
             )
         except SqsClientError as error:
             if on_fatal is None:
@@ -173,12 +187,16 @@ class Dispatcher:
         *,
         queue_url: str | None = None,
         on_delivered: OnDelivered | None = None,
+        ordered_groups: bool = False,
     ) -> SendResult:
         """Send `messages` with retries; every one ends delivered or failed in the result.
 
         No retry starts after `deadline_at` (a `now()` time): what is left then fails with
         `DeadlineExceeded`. Raises `SqsClientError` when the queue refuses every request.
-        `on_delivered` hears of each attempt's deliveries as they happen.
+        `on_delivered` hears of each attempt's deliveries as they happen. With
+        `ordered_groups` (a FIFO batch holding several messages of a group), a message that
+        fails for good stops the later messages of its group in the batch: they fail with
+        `PrecedingMessageFailed` instead of being sent after it.
         """
         report = SendResult()
         queue = self._queue(queue_url)
@@ -190,14 +208,20 @@ class Dispatcher:
                 on_delivered(report.delivered[announced:])
                 announced = len(report.delivered)
 
-        pending = await self._request(queue, [_Pending(message) for message in messages], report)
+        first = [_Pending(message) for message in messages]
+        groups = {m.index: m.fields.get("MessageGroupId") for m in messages}
+        pending = await self._request(queue, first, report, ordered_groups)
         announce()
+        if ordered_groups:
+            pending = _halt_behind_failures(pending, report, groups)
 
         async def retry() -> list[_Pending]:
             nonlocal pending
             report.retried += len(pending)
-            pending = await self._request(queue, pending, report)
+            pending = await self._request(queue, pending, report, ordered_groups)
             announce()
+            if ordered_groups:
+                pending = _halt_behind_failures(pending, report, groups)
             return pending
 
         def give_up(state: RetryCallState | None = None) -> list[_Pending]:
@@ -226,7 +250,11 @@ class Dispatcher:
         return report
 
     async def _request(
-        self, queue_url: str, pending: list[_Pending], report: SendResult
+        self,
+        queue_url: str,
+        pending: list[_Pending],
+        report: SendResult,
+        ordered_groups: bool = False,
     ) -> list[_Pending]:
         """One SendMessageBatch call; returns the entries worth another attempt."""
         entries = [{"Id": str(i), **p.message.fields} for i, p in enumerate(pending)]
@@ -255,7 +283,7 @@ class Dispatcher:
         if error is not None:
             if is_congestion(error):
                 self.limit.congested(sent_at)
-            return await self._request_failed(queue_url, error, pending, report)
+            return await self._request_failed(queue_url, error, pending, report, ordered_groups)
         retry = self._sort_entries(response, pending, report)
         if any(is_throttling_entry(p.code) for p in retry):
             self.limit.congested(sent_at)
@@ -264,7 +292,12 @@ class Dispatcher:
         return retry
 
     async def _request_failed(
-        self, queue_url: str, exc: Exception, pending: list[_Pending], report: SendResult
+        self,
+        queue_url: str,
+        exc: Exception,
+        pending: list[_Pending],
+        report: SendResult,
+        ordered_groups: bool,
     ) -> list[_Pending]:
         kind = classify(exc)
         code = error_code(exc)
@@ -276,7 +309,10 @@ class Dispatcher:
             # so that one bad message cannot fail its neighbours.
             log.debug("request rejected (%s); isolating %d entries", code, len(pending))
             retry: list[_Pending] = []
+            groups = {p.message.index: p.message.fields.get("MessageGroupId") for p in pending}
             for p in pending:
+                if ordered_groups and not _halt_behind_failures([p], report, groups):
+                    continue  # an earlier message of its group failed for good
                 retry += await self._request(queue_url, [p], report)
             return retry
         for p in pending:
@@ -331,6 +367,27 @@ class Dispatcher:
         if len(pending) > 1 and not all(p.accepted for p in pending):
             report.reordered += _overtaken(pending)
         return retry
+
+
+def _halt_behind_failures(
+    pending: list[_Pending], report: SendResult, groups: dict[int, object]
+) -> list[_Pending]:
+    """`pending` without the messages whose group has an earlier message among the batch's
+    failures (`groups`: the batch's message indices to their group); those fail with
+    `PrecedingMessageFailed` (see `fifo`)."""
+    first_failure: dict[object, int] = {}
+    for failed in report.failed:
+        group = groups.get(failed.index)
+        if group is not None and failed.index < first_failure.get(group, failed.index + 1):
+            first_failure[group] = failed.index
+    keep = []
+    for p in pending:
+        group = p.message.fields.get("MessageGroupId")
+        if group in first_failure and p.message.index > first_failure[group]:
+            report.failed.append(halted(p.message, f"message #{first_failure[group]} failed"))
+        else:
+            keep.append(p)
+    return keep
 
 
 def _overtaken(request: list[_Pending]) -> int:

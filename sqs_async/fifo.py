@@ -80,7 +80,7 @@ class FifoScheduler:
         """Queue `message` behind its group; a `Failed` if its group is halted."""
         group = group_of(message)
         if group in self._halted:
-            return _halted(message, self._halted[group])
+            return halted(message, self._halted[group])
         queue = self._queued.setdefault(group, deque())
         queue.append(message)
         self.queued += 1
@@ -149,7 +149,7 @@ class FifoScheduler:
         self._ready.pop(group, None)
         queue = self._queued.pop(group, deque())
         self.queued -= len(queue)
-        return [_halted(message, why) for message in queue]
+        return [halted(message, why) for message in queue]
 
     def drain(self) -> list[OutgoingMessage]:
         """Remove and return every queued message (a deadline passed)."""
@@ -164,7 +164,8 @@ def group_of(message: OutgoingMessage) -> str:
     return str(message.fields["MessageGroupId"])
 
 
-def _halted(message: OutgoingMessage, why: str) -> Failed:
+def halted(message: OutgoingMessage, why: str) -> Failed:
+    """The `Failed` result of a message held back because an earlier one of its group failed."""
     return Failed(
         record=message.record,
         index=message.index,

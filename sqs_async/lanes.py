@@ -60,6 +60,8 @@ class Lane:
         self.refused: SqsClientError | None = None  # set when the queue refused for good
         # Hears of deliveries while a batch may still retry others (FIFO groups move on).
         self.on_delivered: OnDelivered | None = None
+        # A FIFO batch may hold several messages of a group: keep them from overtaking.
+        self.ordered_groups = False
 
     async def add(self, message: OutgoingMessage) -> None:
         raise NotImplementedError
@@ -93,6 +95,7 @@ class Lane:
                     queue_url=self.queue_url,
                     on_fatal=self._refused if self._dynamic else None,
                     on_delivered=self.on_delivered,
+                    ordered_groups=self.ordered_groups,
                 )
         except TimeoutError:
             self.report(SendResult(failed=[self.too_late(m) for m in batch.messages]))
@@ -147,6 +150,7 @@ class FifoLane(Lane):
         self._changed = asyncio.Event()
         self._max_backlog = FIFO_BACKLOG_PER_SLOT * self.dispatcher.limit.maximum
         self.on_delivered = self._delivered
+        self.ordered_groups = self._fifo_messages_per_group > 1
 
     async def add(self, message: OutgoingMessage) -> None:
         if self.refuse(message):

@@ -247,7 +247,12 @@ class SqsProducer:
             async with asyncio.TaskGroup() as group:
                 while (batch := await self._ready.get()) is not None:
                     on_delivered = None if self._fifo is None else self._fifo_delivered
-                    task = await dispatcher.submit(batch, group, on_delivered=on_delivered)
+                    task = await dispatcher.submit(
+                        batch,
+                        group,
+                        on_delivered=on_delivered,
+                        ordered_groups=self.config.fifo_messages_per_group > 1,
+                    )
                     task.add_done_callback(self._resolve)
         except BaseExceptionGroup as errors:
             error = errors.exceptions[0]
