@@ -60,7 +60,7 @@ class State:
     message_ids: dict[str, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     available: deque[tuple[str, str]] = field(default_factory=deque)  # (body, MessageId)
-    in_flight: dict[str, tuple[str, str]] = field(default_factory=dict)  # by receipt handle
+    held: dict[str, tuple[str, str]] = field(default_factory=dict)  # by receipt handle
     deleted: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
     requests: int = 0
@@ -89,7 +89,7 @@ class State:
             "deleted_unique": len(self.deleted),
             "deleted": sum(self.deleted.values()),
             "available": len(self.available),
-            "in_flight": len(self.in_flight),
+            "held": len(self.held),
         }
 
 
@@ -180,7 +180,7 @@ class Endpoint:
         for _ in range(min(int(payload.get("MaxNumberOfMessages") or 1), len(state.available))):
             body, message_id = state.available.popleft()
             receipt = uuid.uuid4().hex
-            state.in_flight[receipt] = (body, message_id)
+            state.held[receipt] = (body, message_id)
             messages.append(
                 {
                     "MessageId": message_id,
@@ -197,7 +197,7 @@ class Endpoint:
         state = self.state
         successful, failed = [], []
         for entry in payload["Entries"]:
-            held = state.in_flight.get(entry["ReceiptHandle"])
+            held = state.held.get(entry["ReceiptHandle"])
             if held is None:
                 failed.append(
                     {
@@ -210,10 +210,10 @@ class Endpoint:
                 continue
             successful.append({"Id": entry["Id"]})
             if delete:
-                del state.in_flight[entry["ReceiptHandle"]]
+                del state.held[entry["ReceiptHandle"]]
                 state.deleted[_message_id(held[0])] += 1
             elif int(entry.get("VisibilityTimeout", 1)) == 0:
-                del state.in_flight[entry["ReceiptHandle"]]
+                del state.held[entry["ReceiptHandle"]]
                 state.available.append(held)
         return _answer({"Successful": successful, "Failed": failed})
 

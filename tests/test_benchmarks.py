@@ -23,3 +23,22 @@ def test_engine_delivers_everything_through_injected_entry_failures() -> None:
         stats = endpoint.stats()
     assert stats["entry_failures"] > 0
     assert (result.delivered, result.failed, result.lost, result.duplicates) == (300, 0, 0, 0)
+
+
+def test_receive_benchmark_reads_and_deletes_every_message() -> None:
+    from benchmarks import receive
+
+    rows = receive.run(messages=300, latency_ms=1, concurrency=4)
+    assert [r["contender"] for r in rows] == ["boto3_sequential", "aiobotocore_raw", "sqs_async"]
+    assert all((r["messages"], r["lost"], r["deleted_twice"]) == (300, 0, 0) for r in rows)
+
+
+def test_fifo_benchmark_checks_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import fifo
+
+    monkeypatch.setattr(fifo, "GROUPS", (1, 5))
+    monkeypatch.setattr(fifo, "MESSAGES_PER_GROUP", 20)
+    rows = fifo.run(latency_ms=1, mif=4, fail_rate=0.2)
+    for row in rows:
+        assert row["fifo_lost"] == row["fifo10_lost"] == 0
+        assert row["fifo_groups_out_of_order"] == 0  # one message per group: order kept
