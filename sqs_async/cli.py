@@ -320,6 +320,12 @@ def command_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def _queue_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("queue", metavar="QUEUE", help="queue name or queue URL")
+    command.add_argument("--endpoint-url", help="SQS endpoint (a local server, for example)")
+    command.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(
         prog="sqs-async",
@@ -334,10 +340,8 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Send each line of FILE (JSON) as a message to QUEUE.",
     )
-    send.add_argument("queue", metavar="QUEUE", help="queue name or queue URL")
+    _queue_arguments(send)
     send.add_argument("file", metavar="FILE", help="JSON-lines file; - reads standard input")
-    send.add_argument("--endpoint-url", help="SQS endpoint (a local server, for example)")
-    send.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
     send.add_argument("--max-in-flight", type=int, default=16, help="concurrent requests")
     send.add_argument("--max-trials", type=int, default=3, help="attempts per message")
     send.add_argument("--failed", metavar="FILE", help="write failed lines here (JSON lines)")
@@ -349,9 +353,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Read messages from QUEUE and write them as JSON lines.",
     )
-    receive.add_argument("queue", metavar="QUEUE", help="queue name or queue URL")
-    receive.add_argument("--endpoint-url", help="SQS endpoint (a local server, for example)")
-    receive.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
+    _queue_arguments(receive)
     receive.add_argument("--output", default="-", help="JSON-lines file; - is standard output")
     receive.add_argument("--max-messages", type=int, help="stop after this many messages")
     receive.add_argument("--max-time", type=float, help="stop after this many seconds")

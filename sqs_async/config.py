@@ -105,18 +105,7 @@ class SenderConfig(ConnectionConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (self.queue_url is None) == (self.queue_name is None):
-            raise ValueError("give exactly one of queue_url and queue_name")
-        for name in ("queue_url", "queue_name"):
-            value = getattr(self, name)
-            if (
-                value is not None
-                and not callable(value)
-                and (not isinstance(value, str) or not value)
-            ):
-                raise ValueError(
-                    f"{name} must be a non-empty str or a function of the record, got {value!r}"
-                )
+        check_queue(self.queue_url, self.queue_name, functions=True)
         for name in ("serializer", "message_deduplication_id"):
             value = getattr(self, name)
             if value is not None and not callable(value):
@@ -169,6 +158,21 @@ class SenderConfig(ConnectionConfig):
         if isinstance(field_name, str):
             return f"the queue in each record's {field_name!r} field"
         return f"the queue given by {getattr(queue, '__qualname__', repr(queue))}"
+
+
+def check_queue(queue_url: object, queue_name: object, *, functions: bool) -> None:
+    """Exactly one of `queue_url` and `queue_name`: a non-empty str (or, with `functions`, a
+    function of the record)."""
+    if (queue_url is None) == (queue_name is None):
+        raise ValueError("give exactly one of queue_url and queue_name")
+    for name, value in (("queue_url", queue_url), ("queue_name", queue_name)):
+        if value is None or (functions and callable(value)):
+            continue
+        if not isinstance(value, str) or not value:
+            kinds = (
+                "a non-empty str or a function of the record" if functions else "a non-empty str"
+            )
+            raise ValueError(f"{name} must be {kinds}, got {value!r}")
 
 
 def _check_positive_int(name: str, value: object) -> None:

@@ -17,7 +17,6 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Any
 
 from .batching import Batch, BatchPacker
@@ -26,6 +25,7 @@ from .config import SenderConfig
 from .errors import SqsAsyncError
 from .fifo import FifoScheduler
 from .lanes import rejected
+from .lifecycle import AsyncResource
 from .results import Delivered, Failed, SendResult
 from .retry import Sleep, default_sleep
 from .sender import SqsSender
@@ -45,7 +45,7 @@ class ProducerFull(SqsAsyncError):
     retryable = True
 
 
-class SqsProducer:
+class SqsProducer(AsyncResource):
     """Batches messages put one at a time and sends them to one SQS queue.
 
         async with SqsProducer(queue_url=url, linger=0.005) as producer:
@@ -106,18 +106,6 @@ class SqsProducer:
 
     def __repr__(self) -> str:
         return f"SqsProducer({self.config!r})"
-
-    async def __aenter__(self) -> SqsProducer:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def open(self) -> None:
         await self._sender.open()

@@ -24,14 +24,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from tenacity import RetryCallState
 
 from .client import SqsReceiveClient, open_client, resolve_queue_url
-from .config import ConnectionConfig
+from .config import ConnectionConfig, check_queue
 from .errors import SqsClientError, explain
+from .lifecycle import AsyncResource
 from .retry import RetryPolicy, Sleep, default_sleep, error_code
 
 log = logging.getLogger("sqs_async")
@@ -71,12 +71,7 @@ class ReceiverConfig(ConnectionConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (self.queue_url is None) == (self.queue_name is None):
-            raise ValueError("give exactly one of queue_url and queue_name")
-        for name in ("queue_url", "queue_name"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{name} must be a non-empty str, got {value!r}")
+        check_queue(self.queue_url, self.queue_name, functions=False)
         if self.max_trials is not None:
             object.__setattr__(self, "retry", RetryPolicy(max_trials=self.max_trials))
         _check_int("wait_time_seconds", self.wait_time_seconds, 0, MAX_WAIT_SECONDS)
@@ -159,7 +154,7 @@ class _Held:
     visible_until: float
 
 
-class SqsReceiver:
+class SqsReceiver(AsyncResource):
     """Receives from one SQS queue; see the module docstring. Settings are `ReceiverConfig`
     fields (or a `config`); `client` is borrowed, `client_wrapper` wraps whichever is used."""
 
@@ -203,18 +198,6 @@ class SqsReceiver:
     def held(self) -> int:
         """Messages received and neither acked nor released (buffered ones included)."""
         return len(self._held)
-
-    async def __aenter__(self) -> SqsReceiver:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def open(self) -> None:
         """Open the client, find the queue and start polling; a no-op when already open."""

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import replace
-from types import TracebackType
 from typing import Any
 
 from .client import SqsClient, open_client, read_queue_traits, resolve_queue_url
@@ -23,6 +22,7 @@ from .dispatch import Dispatcher
 from .entries import EntryBuilder, QueueField
 from .errors import SqsAsyncError, SqsClientError
 from .lanes import FifoLane, Lane, PackedLane, rejected, too_late
+from .lifecycle import AsyncResource
 from .results import Failed, SendResult
 from .retry import Sleep, default_sleep
 from .validation import INVALID_RECORD, QueueTraits, Rejection, prepare
@@ -30,7 +30,7 @@ from .validation import INVALID_RECORD, QueueTraits, Rejection, prepare
 log = logging.getLogger("sqs_async")
 
 
-class SqsSender:
+class SqsSender(AsyncResource):
     """Sends messages to one SQS queue with many concurrent SendMessageBatch calls.
 
     Use it as an async context manager::
@@ -103,18 +103,6 @@ class SqsSender:
         if self._dispatcher is None:
             raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
         return self._dispatcher
-
-    async def __aenter__(self) -> SqsSender:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def open(self) -> None:
         """Open the client and find the queue; a no-op when already open."""
