@@ -25,6 +25,20 @@ tails = st.one_of(
 entry_faults = st.sampled_from(["none", "none", "transient-once", "transient-always", "sender"])
 
 
+def faults_by_body(fault_of: dict[str, str]) -> Any:
+    """An entry fault that plays each body's drawn fault."""
+
+    def entry_fault(body: str, attempt: int) -> tuple[str, bool] | None:
+        fault = fault_of.get(body, "none")
+        if fault == "sender":
+            return ("InvalidParameterValue", True)
+        if fault == "transient-always" or (fault == "transient-once" and attempt == 1):
+            return ("InternalError", False)
+        return None
+
+    return entry_fault
+
+
 @settings(
     max_examples=15,
     deadline=None,
@@ -51,13 +65,7 @@ def test_every_message_is_accounted_for_exactly_once(
         if isinstance(body, str):
             fault_of[body] = fault
 
-    def entry_fault(body: str, attempt: int) -> tuple[str, bool] | None:
-        fault = fault_of.get(body, "none")
-        if fault == "sender":
-            return ("InvalidParameterValue", True)
-        if fault == "transient-always" or (fault == "transient-once" and attempt == 1):
-            return ("InternalError", False)
-        return None
+    entry_fault = faults_by_body(fault_of)
 
     async def run() -> Any:
         async with get_session().create_client("sqs", **settings) as real:
@@ -154,13 +162,7 @@ def test_fifo_groups_stay_in_order_and_halt_after_a_failure(
         records.append({"MessageBody": body, "MessageGroupId": f"g{group}"})
         fault_of[body] = fault
 
-    def entry_fault(body: str, attempt: int) -> tuple[str, bool] | None:
-        fault = fault_of.get(body, "none")
-        if fault == "sender":
-            return ("InvalidParameterValue", True)
-        if fault == "transient-always" or (fault == "transient-once" and attempt == 1):
-            return ("InternalError", False)
-        return None
+    entry_fault = faults_by_body(fault_of)
 
     ledger = FifoLedger(entry_fault, lambda call: call in failing_calls, pauses)
 
