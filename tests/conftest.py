@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import grpc
 import pytest
 
 from sqs_async import LocalSqsServer
@@ -120,3 +121,17 @@ def stored_bodies(queue_url: str) -> list[tuple[str, str]]:
     account, name = queue_url.rsplit("/", 2)[-2:]
     queue = sqs_backends[account]["us-east-1"].queues[name]
     return [(m.body, m.id) for m in queue._messages]
+
+
+@pytest.fixture
+def loopback_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beam's local runner binds its gRPC servers to every interface; keep them on loopback."""
+    real_server = grpc.server
+
+    def loopback_server(*args: Any, **kwargs: Any) -> Any:
+        server = real_server(*args, **kwargs)
+        bind = server.add_insecure_port
+        server.add_insecure_port = lambda address: bind(address.replace("[::]", "127.0.0.1"))
+        return server
+
+    monkeypatch.setattr(grpc, "server", loopback_server)

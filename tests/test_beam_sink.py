@@ -9,7 +9,6 @@ from collections import Counter
 from typing import Any
 
 import apache_beam as beam
-import grpc
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -252,20 +251,6 @@ def test_one_log_line_per_bundle(
     lines = [r.getMessage() for r in caplog.records if r.name in ("beam_adapter", "sqs_async")]
     assert len([line for line in lines if "total 25, succeeded 25, failed 0" in line]) == 1
     assert not [line for line in lines if line.startswith("total ")]
-
-
-@pytest.fixture
-def loopback_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Beam's local runner binds its gRPC servers to every interface; keep them on loopback."""
-    real_server = grpc.server
-
-    def loopback_server(*args: Any, **kwargs: Any) -> Any:
-        server = real_server(*args, **kwargs)
-        bind = server.add_insecure_port
-        server.add_insecure_port = lambda address: bind(address.replace("[::]", "127.0.0.1"))
-        return server
-
-    monkeypatch.setattr(grpc, "server", loopback_server)
 
 
 @pytest.mark.usefixtures("loopback_grpc")

@@ -273,3 +273,18 @@ def test_split_shares_out_the_messages() -> None:
     unbounded = parts(_UnboundedReadFn, None, 2)
     assert len(unbounded) == 2 and unbounded[-1][1] == UNBOUNDED
     assert OffsetRange(*unbounded[0]).size() > 2**60
+
+
+@pytest.mark.usefixtures("loopback_grpc")
+def test_bounded_read_on_the_multi_process_direct_runner(
+    server: LocalSqsServer, sync_client: Any, queue_url: str
+) -> None:
+    """Readers in two worker processes; deletes still wait for each bundle's commit."""
+    sent = fill(server, queue_url, 400)
+    opts = options(server, "--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    with beam.Pipeline(options=opts) as p:
+        read = p | ReadFromSqs(
+            queue_url=queue_url, until_empty=True, readers=2, wait_time_seconds=1
+        )
+        assert_that(read | beam.Map(lambda r: r["Body"]) | beam.Distinct(), equal_to(sent))
+    assert queue_counts(sync_client, queue_url) == (0, 0)
