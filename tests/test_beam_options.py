@@ -195,3 +195,46 @@ async def test_secrets_stay_out_of_reprs_of_sender_and_client(
         await sender.send(["x"])
         assert_no_secret(repr(sender) + repr(sender.config) + repr(clients[0]))
     assert_no_secret(" ".join(r.getMessage() for r in caplog.records))
+
+
+def test_secrets_stay_out_of_the_source(
+    server: LocalSqsServer, sync_client: Any, queue_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from beam_adapter import ReadFromSqs
+
+    caplog.set_level(logging.DEBUG)
+    sync_client.send_message(QueueUrl=queue_url, MessageBody="m")
+    options = PipelineOptions(
+        [
+            *secret_flags(),
+            f"--endpoint_url={server.endpoint_url}",
+            "--region_name=us-east-1",
+            LOCAL_RUNNER,
+        ]
+    )
+    pipeline = beam.Pipeline(options=options)
+    transform = ReadFromSqs(queue_url=queue_url, max_messages=1, wait_time_seconds=1)
+    _ = pipeline | transform
+    pipeline.run().wait_until_finish()
+    logged = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.INFO or r.name.startswith(("sqs_async", "beam_adapter"))
+    ]
+    assert_no_secret(" ".join(logged))
+    assert_no_secret(repr(transform) + str(DisplayData.create_from(transform).items))
+
+
+async def test_secrets_stay_out_of_the_receiver(server: LocalSqsServer, queue_url: str) -> None:
+    from sqs_async import SqsReceiver
+
+    receiver = SqsReceiver(
+        queue_url=queue_url,
+        endpoint_url=server.endpoint_url,
+        region_name="us-east-1",
+        wait_time_seconds=0,
+        **SECRETS,
+    )
+    async with receiver:
+        await receiver.receive(wait=0.1)
+        assert_no_secret(repr(receiver) + repr(receiver.config))
