@@ -288,3 +288,19 @@ def test_bounded_read_on_the_multi_process_direct_runner(
         )
         assert_that(read | beam.Map(lambda r: r["Body"]) | beam.Distinct(), equal_to(sent))
     assert queue_counts(sync_client, queue_url) == (0, 0)
+
+
+def test_a_missing_queue_fails_the_pipeline_clearly(server: LocalSqsServer) -> None:
+    for source in (
+        ReadFromSqs(queue_name="missing-queue", max_messages=1),
+        ReadFromSqs(
+            queue_url=f"{server.endpoint_url}/123456789012/missing-queue",
+            max_messages=1,
+            wait_time_seconds=0,
+        ),
+    ):
+        with (
+            pytest.raises(Exception, match="missing-queue"),
+            beam.Pipeline(options=options(server)) as p,
+        ):
+            _ = p | source
