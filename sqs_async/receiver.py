@@ -40,6 +40,8 @@ MAX_RECEIVE = 10
 MAX_WAIT_SECONDS = 20
 # SQS's ceiling for one visibility timeout (12 hours).
 MAX_VISIBILITY_SECONDS = 43_200
+# Seconds a poll in flight may take to bring its messages in when polling stops.
+STOP_GRACE = 1.0
 # Connections beyond the receive calls, for deletes and visibility changes.
 SPARE_CONNECTIONS = 4
 
@@ -152,6 +154,7 @@ class _Held:
     message: ReceivedMessage
     received_at: float
     visible_until: float
+    handed_out: bool = False
 
 
 class SqsReceiver(AsyncResource):
@@ -180,6 +183,7 @@ class SqsReceiver(AsyncResource):
         self._held: dict[str, _Held] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._polls: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._error: BaseException | None = None
         self._empty_poll = asyncio.Event()  # set when a poll came back empty
         self._broken = asyncio.Event()  # set with _error: the queue refused for good
@@ -227,10 +231,11 @@ class SqsReceiver(AsyncResource):
 
     async def close(self) -> None:
         """Stop polling and extending; release every message not acked; close the client."""
-        stack, self._stack = self._stack, None
-        if stack is None:
+        if self._stack is None:
             return
-        tasks, self._tasks, self._polls = [*self._tasks, *self._polls], [], []
+        await self._end_polls()
+        stack, self._stack = self._stack, None
+        tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -255,15 +260,27 @@ class SqsReceiver(AsyncResource):
         """Stop polling and give back the buffered messages not handed out yet; messages
         handed out stay held (and extended) until acked or released. For a reader that has
         read all it wants but still has acks to make."""
-        polls, self._polls = self._polls, []
-        for task in polls:
-            task.cancel()
-        await asyncio.gather(*polls, return_exceptions=True)
-        buffered = []
+        await self._end_polls()
         while not self._buffer.empty():
-            buffered.append(self._buffer.get_nowait())
-        if buffered:
-            await self.release(buffered)
+            self._buffer.get_nowait()
+        unused = [h.message for h in self._held.values() if not h.handed_out]
+        if unused:
+            await self.release(unused)
+
+    async def _end_polls(self) -> None:
+        """End the polls without losing a response: a poll in flight gets `STOP_GRACE`
+        seconds to bring its messages in (it is held, then released); one still waiting after
+        that is on an empty queue and is cancelled."""
+        polls, self._polls = self._polls, []
+        self._stopping = True
+        try:
+            if polls:
+                await asyncio.wait(polls, timeout=STOP_GRACE)
+            for task in polls:
+                task.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
+        finally:
+            self._stopping = False
 
     async def messages(
         self,
@@ -299,7 +316,7 @@ class SqsReceiver(AsyncResource):
             return []
         batch = [first]
         while len(batch) < max_messages and not self._buffer.empty():
-            batch.append(self._buffer.get_nowait())
+            batch.append(self._hand_out(self._buffer.get_nowait()))
         return batch
 
     async def ack(self, messages: Iterable[ReceivedMessage]) -> AckResult:
@@ -326,7 +343,7 @@ class SqsReceiver(AsyncResource):
         if self._error is not None:
             raise self._error
         if not self._buffer.empty():
-            return self._buffer.get_nowait()
+            return self._hand_out(self._buffer.get_nowait())
         self._empty_poll.clear()
         getter = asyncio.ensure_future(self._buffer.get())
         waiters: set[asyncio.Future[Any]] = {getter}
@@ -341,15 +358,21 @@ class SqsReceiver(AsyncResource):
             if not getter.done():
                 getter.cancel()
         if getter.done() and not getter.cancelled():
-            return getter.result()
+            return self._hand_out(getter.result())
         if self._error is not None:
             raise self._error
         return None
 
+    def _hand_out(self, message: ReceivedMessage) -> ReceivedMessage:
+        held = self._held.get(message.receipt_handle)
+        if held is not None:
+            held.handed_out = True
+        return message
+
     async def _poll(self) -> None:
         """One long-polling loop: receive, hold, buffer. Transient errors back off and retry;
         any other (the queue is gone, access denied) ends the loop and is raised to readers."""
-        while True:
+        while not self._stopping:
             try:
                 received: list[ReceivedMessage] = await self.config.retry.retrying_forever(
                     sleep=self._sleep
@@ -360,6 +383,8 @@ class SqsReceiver(AsyncResource):
                 self._broken.set()
                 return
             for message in received:
+                if self._stopping:
+                    return  # the rest stays held: released by stop_receiving or close
                 await self._buffer.put(message)
 
     async def _receive_once(self) -> list[ReceivedMessage]:

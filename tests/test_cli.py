@@ -15,7 +15,7 @@ import pytest
 from sqs_async import LocalSqsServer
 
 from .conftest import make_queue, stored_bodies
-from .test_receiver import queue_counts
+from .test_beam_source import wait_until_visible
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -154,7 +154,11 @@ def test_receive_writes_json_lines_and_deletes_only_when_asked(
         sync_client.send_message(
             QueueUrl=queue_url, MessageBody=f"m{i}", MessageAttributes=attributes
         )
-    common = ["--endpoint-url", server.endpoint_url, "--region", "us-east-1", "--wait", "1"]
+    # A short visibility timeout: a poll response lost at exit would hide messages only briefly.
+    common = [
+        *("--endpoint-url", server.endpoint_url, "--region", "us-east-1"),
+        *("--wait", "1", "--visibility-timeout", "5"),
+    ]
 
     peek = run_cli("receive", queue_url, "--until-empty", *common)
     assert peek.returncode == 0, peek.stderr
@@ -162,14 +166,14 @@ def test_receive_writes_json_lines_and_deletes_only_when_asked(
     assert {line["Body"] for line in lines} == {f"m{i}" for i in range(25)}
     assert lines[0]["MessageAttributes"]["b"]["BinaryValue"] == "AAE="  # base64
     assert "deleted 0" in peek.stderr
-    assert queue_counts(sync_client, queue_url) == (25, 0)  # released: all visible again
+    wait_until_visible(sync_client, queue_url, 25, seconds=15)  # released: all visible again
 
     take = run_cli(
         "receive", queue_url.rsplit("/", 1)[1], "--max-messages", "10", "--delete", *common
     )
     assert take.returncode == 0, take.stderr
     assert len(take.stdout.splitlines()) == 10 and "deleted 10" in take.stderr
-    assert queue_counts(sync_client, queue_url) == (15, 0)
+    wait_until_visible(sync_client, queue_url, 15, seconds=15)
 
 
 def test_receive_from_a_missing_queue_is_a_clear_error(server: LocalSqsServer) -> None:
