@@ -201,27 +201,25 @@ class Dispatcher:
         report = SendResult()
         queue = self._queue(queue_url)
         announced = 0
+        groups = (
+            {m.index: m.fields.get("MessageGroupId") for m in messages} if ordered_groups else {}
+        )
 
-        def announce() -> None:
+        async def attempt(entries: list[_Pending]) -> list[_Pending]:
+            """One request; tells `on_delivered`; returns what is worth another attempt."""
             nonlocal announced
+            left = await self._request(queue, entries, report, ordered_groups)
             if on_delivered is not None and len(report.delivered) > announced:
                 on_delivered(report.delivered[announced:])
                 announced = len(report.delivered)
+            return _halt_behind_failures(left, report, groups) if ordered_groups else left
 
-        first = [_Pending(message) for message in messages]
-        groups = {m.index: m.fields.get("MessageGroupId") for m in messages}
-        pending = await self._request(queue, first, report, ordered_groups)
-        announce()
-        if ordered_groups:
-            pending = _halt_behind_failures(pending, report, groups)
+        pending = await attempt([_Pending(message) for message in messages])
 
         async def retry() -> list[_Pending]:
             nonlocal pending
             report.retried += len(pending)
-            pending = await self._request(queue, pending, report, ordered_groups)
-            announce()
-            if ordered_groups:
-                pending = _halt_behind_failures(pending, report, groups)
+            pending = await attempt(pending)
             return pending
 
         def give_up(state: RetryCallState | None = None) -> list[_Pending]:
@@ -285,6 +283,8 @@ class Dispatcher:
                 self.limit.congested(sent_at)
             return await self._request_failed(queue_url, error, pending, report, ordered_groups)
         retry = self._sort_entries(response, pending, report)
+        if ordered_groups and len(pending) > 1:
+            report.reordered += _overtaken(pending)
         if any(is_throttling_entry(p.code) for p in retry):
             self.limit.congested(sent_at)
         else:
@@ -364,8 +364,6 @@ class Dispatcher:
             p.code = MISSING_RESULT
             p.reason = "the response listed this entry neither as successful nor as failed"
             retry.append(p)
-        if len(pending) > 1 and not all(p.accepted for p in pending):
-            report.reordered += _overtaken(pending)
         return retry
 
 
