@@ -33,6 +33,7 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from sqs_async import ReceivedMessage, ReceiverConfig, SqsReceiver
+from sqs_async.config import check_int
 
 from . import runtime
 from .options import SqsOptions
@@ -288,20 +289,16 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
         **receiver_settings: Any,
     ) -> None:
         super().__init__()
-        if max_messages is not None and (
-            isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1
-        ):
-            raise ValueError(f"max_messages must be an int >= 1, got {max_messages!r}")
+        if max_messages is not None:
+            check_int("max_messages", max_messages)
         if max_read_time is not None and (
             not isinstance(max_read_time, int | float) or max_read_time <= 0
         ):
             raise ValueError(
                 f"max_read_time must be a number of seconds > 0, got {max_read_time!r}"
             )
-        if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
-            raise ValueError(f"readers must be an int >= 1, got {readers!r}")
-        if not isinstance(bundle_size, int) or bundle_size < 1:
-            raise ValueError(f"bundle_size must be an int >= 1, got {bundle_size!r}")
+        check_int("readers", readers)
+        check_int("bundle_size", bundle_size)
         if not isinstance(bundle_seconds, int | float) or bundle_seconds <= 0:
             raise ValueError(f"bundle_seconds must be > 0, got {bundle_seconds!r}")
         # Checked now, at pipeline construction, not later on a worker.

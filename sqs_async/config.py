@@ -117,25 +117,17 @@ class SenderConfig(ConnectionConfig):
             and (not isinstance(group_id, str) or not group_id)
         ):
             raise ValueError(f"message_group_id must be a str or a function, got {group_id!r}")
-        per_group = self.fifo_messages_per_group
-        if (
-            isinstance(per_group, bool)
-            or not isinstance(per_group, int)
-            or not 1 <= per_group <= 10
-        ):
-            raise ValueError(f"fifo_messages_per_group must be an int 1-10, got {per_group!r}")
+        check_int("fifo_messages_per_group", self.fifo_messages_per_group, 1, 10)
         rate = self.fifo_requests_per_second
         if rate is not None and (
             isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
         ):
             raise ValueError(f"fifo_requests_per_second must be > 0 or None, got {rate!r}")
-        if self.max_trials is not None and self.max_trials != self.retry.max_trials:
-            # The shortcut wins over the policy's value; RetryPolicy validates it.
-            object.__setattr__(self, "retry", replace(self.retry, max_trials=self.max_trials))
-        _check_positive_int("max_in_flight", self.max_in_flight)
-        _check_positive_int("max_request_bytes", self.max_request_bytes)
+        object.__setattr__(self, "retry", with_max_trials(self.retry, self.max_trials))
+        check_int("max_in_flight", self.max_in_flight)
+        check_int("max_request_bytes", self.max_request_bytes)
         if self.max_message_bytes is not None:
-            _check_positive_int("max_message_bytes", self.max_message_bytes)
+            check_int("max_message_bytes", self.max_message_bytes)
             if self.max_message_bytes > self.max_request_bytes:
                 raise ValueError(
                     f"max_message_bytes ({self.max_message_bytes}) cannot exceed "
@@ -175,6 +167,20 @@ def check_queue(queue_url: object, queue_name: object, *, functions: bool) -> No
             raise ValueError(f"{name} must be {kinds}, got {value!r}")
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+def check_int(name: str, value: object, low: int = 1, high: int | None = None) -> None:
+    """`value` is an int (not a bool) from `low` to `high` (no upper bound when None)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bounds = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
+
+
+def with_max_trials(retry: RetryPolicy, max_trials: int | None) -> RetryPolicy:
+    """`retry` with the `max_trials` shortcut applied (it wins over the policy's own)."""
+    if max_trials is None or max_trials == retry.max_trials:
+        return retry
+    return replace(retry, max_trials=max_trials)  # RetryPolicy validates it

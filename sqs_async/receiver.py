@@ -29,7 +29,7 @@ from typing import Any
 from tenacity import RetryCallState
 
 from .client import SqsReceiveClient, open_client, resolve_queue_url
-from .config import ConnectionConfig, check_queue
+from .config import ConnectionConfig, check_int, check_queue, with_max_trials
 from .errors import SqsClientError, explain
 from .lifecycle import AsyncResource
 from .retry import RetryPolicy, Sleep, default_sleep, error_code
@@ -74,12 +74,11 @@ class ReceiverConfig(ConnectionConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_queue(self.queue_url, self.queue_name, functions=False)
-        if self.max_trials is not None:
-            object.__setattr__(self, "retry", RetryPolicy(max_trials=self.max_trials))
-        _check_int("wait_time_seconds", self.wait_time_seconds, 0, MAX_WAIT_SECONDS)
-        _check_int("concurrent_receives", self.concurrent_receives, 1, 100)
-        _check_int("prefetch", self.prefetch, 1, 1_000_000)
-        _check_int("visibility_timeout", self.visibility_timeout, 3, MAX_VISIBILITY_SECONDS)
+        object.__setattr__(self, "retry", with_max_trials(self.retry, self.max_trials))
+        check_int("wait_time_seconds", self.wait_time_seconds, 0, MAX_WAIT_SECONDS)
+        check_int("concurrent_receives", self.concurrent_receives, 1, 100)
+        check_int("prefetch", self.prefetch, 1, 1_000_000)
+        check_int("visibility_timeout", self.visibility_timeout, 3, MAX_VISIBILITY_SECONDS)
         if self.max_hold is not None and (
             not isinstance(self.max_hold, int | float) or self.max_hold <= 0
         ):
@@ -536,8 +535,3 @@ class SqsReceiver(AsyncResource):
         except Exception as exc:  # not transient: every entry still pending failed
             result.failed += [(m, error_code(exc), str(exc)) for m in pending]
         return result
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an int from {low} to {high}, got {value!r}")

@@ -64,3 +64,12 @@ def test_secrets_are_not_in_repr_and_config_pickles() -> None:
 async def test_send_before_open_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="not open"):
         await SqsSender(queue_url=URL).send(["a"])
+
+
+def test_max_trials_shortcut_keeps_the_rest_of_the_policy() -> None:
+    from sqs_async import ReceiverConfig, RetryPolicy
+
+    policy = RetryPolicy(initial_backoff=1.0, max_backoff=2.0)
+    expected = RetryPolicy(max_trials=5, initial_backoff=1.0, max_backoff=2.0)
+    assert SenderConfig(queue_name="q", retry=policy, max_trials=5).retry == expected
+    assert ReceiverConfig(queue_name="q", retry=policy, max_trials=5).retry == expected
