@@ -3,19 +3,21 @@
 A drop-in replacement for `sqs_pyio`: change `from sqs_pyio.io import WriteToSqs` to
 `from beam_adapter import WriteToSqs`.
 
-Public API::
+Public API (a local server for tests: `sqs_async.testing.LocalSqsServer`)::
 
     WriteToSqs       the sink; failed records on a tagged output
     ReadFromSqs      the source: bounded or streaming, deletes after the bundle is committed
     SqsOptions       the pipeline flags (--aws_access_key_id, --endpoint_url, ...)
     SqsClientError   raised when the queue refuses every request
-    LocalSqsServer   an SQS-compatible server on 127.0.0.1 for pipeline tests
     QueueField       route each record to the queue named in one of its fields
     stable_hash      a deterministic hash of a record (a FIFO deduplication id)
     METRICS_NAMESPACE
 """
 
-from sqs_async import LocalSqsServer, QueueField, SqsClientError, stable_hash
+import warnings
+from typing import Any
+
+from sqs_async import QueueField, SqsClientError, stable_hash
 
 from .options import SqsOptions
 from .sink import METRICS_NAMESPACE, WriteToSqs
@@ -23,7 +25,6 @@ from .source import ReadFromSqs
 
 __all__ = [
     "METRICS_NAMESPACE",
-    "LocalSqsServer",
     "QueueField",
     "ReadFromSqs",
     "SqsClientError",
@@ -31,3 +32,16 @@ __all__ = [
     "WriteToSqs",
     "stable_hash",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LocalSqsServer":  # moved to sqs_async.testing; deprecated here
+        warnings.warn(
+            "beam_adapter.LocalSqsServer is deprecated: import it from sqs_async.testing",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from sqs_async.testing import LocalSqsServer
+
+        return LocalSqsServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
@@ -38,6 +38,7 @@ from .options import SqsOptions
 log = logging.getLogger("beam_adapter")
 
 METRICS_NAMESPACE = "sqs_async"
+SQS_PYIO_NAMESPACE = "_SqsWriteFn"
 # A flush waits for its slowest request: 100 requests' worth per slot keeps that tail small.
 MIN_BUFFER_SIZE = 1000
 BUFFERED_REQUESTS_PER_SLOT = 100
@@ -52,22 +53,31 @@ def records_of(element: Any) -> list[Any]:
     return [element]
 
 
-def failed_record(failed: Failed, append_error: bool) -> Any:
-    """The record as the failed output carries it (the seed's shape).
+ErrorShape = Literal["tuple", "key"]
 
-    With `append_error`, a mapping gains an `error` key `{"Id", "SenderFault", "Code",
-    "Message"}` (its own `Id`); any other record is wrapped as `{"MessageBody": record}` first.
+
+def failed_record(failed: Failed, append_error: bool, error_shape: ErrorShape) -> Any:
+    """The record as the failed output carries it.
+
+    Without `append_error`, the record itself. With it, the record and its own error
+    `{"Id", "SenderFault", "Code", "Message"}` (`Id`: the record's `Id` field, if any): as a
+    tuple `(record, error)` (`error_shape="tuple"`, what sqs_pyio 0.1.0 yields), or as a copy
+    of the record with the error under an `error` key (`"key"`; a record that is not a
+    mapping becomes `{"MessageBody": record}` first).
     """
-    if not append_error:
-        return failed.record
     record = failed.record
-    base = dict(record) if isinstance(record, Mapping) else {"MessageBody": record}
-    base["error"] = {
-        "Id": base.get("Id"),
+    if not append_error:
+        return record
+    error = {
+        "Id": record.get("Id") if isinstance(record, Mapping) else None,
         "SenderFault": failed.sender_fault,
         "Code": failed.code,
         "Message": failed.message,
     }
+    if error_shape == "tuple":
+        return (record, error)
+    base = dict(record) if isinstance(record, Mapping) else {"MessageBody": record}
+    base["error"] = error
     return base
 
 
@@ -84,8 +94,16 @@ class _Metrics:
         self.batches = counter("batches")
         self.bytes = counter("bytes_sent")
         self.latency = Metrics.distribution(METRICS_NAMESPACE, "batch_latency_ms")
+        # sqs_pyio 0.1.0's counters, same namespace, names and meaning, for existing dashboards.
+        released = lambda name: Metrics.counter(SQS_PYIO_NAMESPACE, name)  # noqa: E731
+        self.total_elements = released("total_elements_count")
+        self.succeeded_elements = released("succeeded_elements_count")
+        self.failed_elements = released("failed_elements_count")
 
     def record(self, result: SendResult) -> None:
+        self.total_elements.inc(result.delivered_count + len(result.failed))
+        self.succeeded_elements.inc(result.delivered_count)
+        self.failed_elements.inc(len(result.failed))
         self.sent.inc(result.delivered_count)
         self.failed.inc(len(result.failed))
         for failed in result.failed:
@@ -106,6 +124,7 @@ class _SinkSettings:
     """What the DoFn needs beyond the engine's `SenderConfig` (see `WriteToSqs`)."""
 
     append_error: bool
+    error_shape: ErrorShape
     failed_output: str
     emit_delivered: bool
     buffer_size: int
@@ -173,8 +192,10 @@ class _WriteToSqsFn(beam.DoFn):
 
     def _flush(self) -> Iterator[Any]:
         buffer, self._buffer = self._buffer, []
-        if not buffer or self._sender is None:
+        if not buffer:
             return
+        if self._sender is None:
+            raise RuntimeError("WriteToSqs: a bundle was flushed before setup opened the sender")
         deadline = None
         if self.sink.bundle_deadline is not None:
             deadline = max(0.0, self._started + self.sink.bundle_deadline - time.monotonic())
@@ -188,7 +209,7 @@ class _WriteToSqsFn(beam.DoFn):
         self._totals[1] += len(result.failed)
         for failed in result.failed:
             _, timestamp, window = buffer[failed.index]
-            value = failed_record(failed, self.sink.append_error)
+            value = failed_record(failed, self.sink.append_error, self.sink.error_shape)
             yield TaggedOutput(self.sink.failed_output, WindowedValue(value, timestamp, (window,)))
         if self.sink.emit_delivered:
             for delivered in result.delivered:
@@ -203,14 +224,22 @@ def delivery_record(delivered: Delivered) -> dict[str, Any]:
 class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
     """Write messages to an SQS queue; what cannot be delivered goes to a tagged output.
 
+    The first five parameters are sqs_pyio 0.1.0's, in its order: `queue_name`,
+    `owner_acc_id` (the account that owns the queue, for a queue shared from another
+    account), `max_trials` (attempts per message, the first included), `append_error`,
+    `failed_output`. Everything else is keyword-only.
+
     Elements are lists of messages, `(key, list)` pairs (as `GroupIntoBatches` makes), or
     single messages; a message is a `str` body or a mapping of SQS entry fields. No
     `BatchElements` step is needed: the engine packs requests itself.
 
     Returns the `with_outputs` result: `output[failed_output]` holds each undeliverable or
-    invalid record in its element's window (with an `error` dict when `append_error`), and the
-    main output (`output[None]`) is empty unless `emit_delivered`, in which case it carries
-    `{"record": ..., "MessageId": ...}` per delivered message.
+    invalid record in its element's window. With `append_error` (default) each is a tuple
+    `(record, error)`, `error` being that record's own `{"Id", "SenderFault", "Code",
+    "Message"}`, as sqs_pyio 0.1.0 yields; `error_shape="key"` gives the record with the error
+    under an `error` key instead (handy for dead-letter routing); without `append_error`, the
+    bare record. The main output (`output[None]`) is empty unless `emit_delivered`, in which
+    case it carries `{"record": ..., "MessageId": ...}` per delivered message.
 
     `bundle_deadline` (seconds): messages of a bundle not delivered that long after the bundle
     started go to the failed output with code `DeadlineExceeded`, so a bundle never waits on
@@ -227,11 +256,13 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
     def __init__(
         self,
         queue_name: str | None = None,
+        owner_acc_id: str | None = None,
         max_trials: int = 3,
         append_error: bool = True,
         failed_output: str = FAILED_OUTPUT,
         *,
         queue_url: str | None = None,
+        error_shape: ErrorShape = "tuple",
         max_in_flight: int = 16,
         max_message_bytes: int | None = None,
         max_request_bytes: int = SQS_MAX_BYTES,
@@ -242,10 +273,24 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
         **sender_settings: Any,
     ) -> None:
         super().__init__()
+        if "fake_config" in sender_settings:
+            raise TypeError(
+                "WriteToSqs does not take fake_config (sqs_pyio's test double): test against "
+                "a real local server (sqs_async.testing.LocalSqsServer), and inject faults "
+                "with client_wrapper"
+            )
+        if error_shape not in ("tuple", "key"):
+            raise ValueError(f'error_shape must be "tuple" or "key", got {error_shape!r}')
+        if not isinstance(failed_output, str) or not failed_output:
+            raise ValueError(f"failed_output must be a non-empty str, got {failed_output!r}")
+        if not isinstance(append_error, bool):
+            raise TypeError(f"append_error must be a bool, got {append_error!r}")
         if buffer_size is None:
             buffer_size = max(MIN_BUFFER_SIZE, BUFFERED_REQUESTS_PER_SLOT * max_in_flight)
         if not isinstance(buffer_size, int) or buffer_size < 1:
             raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
+        if owner_acc_id is not None:
+            sender_settings["queue_owner_account_id"] = owner_acc_id
         # Checked now, at pipeline construction, not later on a worker.
         self._config = SenderConfig(
             queue_name=queue_name,
@@ -259,6 +304,7 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
         self._explicit = set(sender_settings)
         self._sink = _SinkSettings(
             append_error=append_error,
+            error_shape=error_shape,
             failed_output=failed_output,
             emit_delivered=emit_delivered,
             buffer_size=buffer_size,

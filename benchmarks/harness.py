@@ -132,7 +132,7 @@ class MotoEndpoint:
     def __enter__(self) -> MotoEndpoint:
         import boto3
 
-        from sqs_async import LocalSqsServer
+        from sqs_async.testing import LocalSqsServer
 
         self.server = LocalSqsServer().__enter__()
         self.url = self.server.endpoint_url

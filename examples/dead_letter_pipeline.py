@@ -13,7 +13,8 @@ import apache_beam as beam
 import boto3
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_adapter import LocalSqsServer, SqsOptions, WriteToSqs
+from beam_adapter import SqsOptions, WriteToSqs
+from sqs_async.testing import LocalSqsServer
 
 
 def run(pipeline_args: list[str], queue: str, dead_letters: str) -> None:
@@ -24,7 +25,7 @@ def run(pipeline_args: list[str], queue: str, dead_letters: str) -> None:
         written = p | beam.Create(orders) | "Orders" >> WriteToSqs(queue_name=queue)
         (
             written[WriteToSqs.FAILED_OUTPUT]
-            | "Explain" >> beam.Map(lambda r: f"{r['error']['Code']}: {r['error']['Message']}")
+            | "Explain" >> beam.MapTuple(lambda _, error: f"{error['Code']}: {error['Message']}")
             | "DeadLetters" >> WriteToSqs(queue_name=dead_letters)
         )
 

@@ -12,7 +12,8 @@ import asyncio
 
 import boto3
 
-from sqs_async import LocalSqsServer, SqsReceiver, SqsSender
+from sqs_async import SqsReceiver, SqsSender
+from sqs_async.testing import LocalSqsServer
 
 
 async def send(queue_url: str, count: int, server: LocalSqsServer) -> int:

@@ -21,7 +21,8 @@ import boto3
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 from botocore.exceptions import ClientError
 
-from beam_adapter import LocalSqsServer, SqsOptions, WriteToSqs
+from beam_adapter import SqsOptions, WriteToSqs
+from sqs_async.testing import LocalSqsServer
 
 QUEUE_NAME = "sqs-pyio-test"
 

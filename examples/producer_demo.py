@@ -12,7 +12,8 @@ from typing import Any
 
 import boto3
 
-from sqs_async import Delivered, LocalSqsServer, SqsProducer
+from sqs_async import Delivered, SqsProducer
+from sqs_async.testing import LocalSqsServer
 
 
 async def handle_requests(queue_url: str, **settings: Any) -> None:

@@ -14,7 +14,8 @@ import apache_beam as beam
 import boto3
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_adapter import LocalSqsServer, SqsOptions, WriteToSqs, stable_hash
+from beam_adapter import SqsOptions, WriteToSqs, stable_hash
+from sqs_async.testing import LocalSqsServer
 
 
 def run(pipeline_args: list[str]) -> None:

@@ -13,25 +13,43 @@ Public API::
     SendResult      what `send` returns: `.delivered` and `.failed`
     Delivered, Failed
     SqsAsyncError, SqsClientError, SqsUnavailableError, ProducerFull
-    LocalSqsServer  an SQS-compatible server on 127.0.0.1 for demos and tests
+
+Testing: `sqs_async.testing.LocalSqsServer`, an SQS-compatible server on 127.0.0.1 (moto's;
+`pip install 'sqs-async[local]'`). `sqs_async.LocalSqsServer` still works, with a
+DeprecationWarning, until 0.3.
 """
+
+import warnings
+from typing import Any
 
 from ._version import __version__
 from .config import SenderConfig
 from .entries import QueueField, stable_hash
 from .errors import SqsAsyncError, SqsClientError, SqsUnavailableError
-from .local import LocalSqsServer
 from .producer import ProducerFull, SqsProducer
 from .receiver import AckResult, ReceivedMessage, ReceiverConfig, SqsReceiver
 from .results import Delivered, Failed, SendResult
 from .retry import RetryPolicy
 from .sender import SqsSender
 
+
+def __getattr__(name: str) -> Any:
+    if name == "LocalSqsServer":  # moved to sqs_async.testing; deprecated here
+        warnings.warn(
+            "sqs_async.LocalSqsServer is deprecated: import it from sqs_async.testing",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .testing import LocalSqsServer
+
+        return LocalSqsServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AckResult",
     "Delivered",
     "Failed",
-    "LocalSqsServer",
     "ProducerFull",
     "QueueField",
     "ReceivedMessage",

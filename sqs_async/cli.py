@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .errors import SqsAsyncError
-from .local import LocalSqsServer
 from .producer import SqsProducer
 from .results import Delivered, Failed
+from .testing import LocalSqsServer
 
 INVALID_JSON = "InvalidJson"
 INTERRUPTED = "Interrupted"
@@ -306,17 +306,31 @@ def command_local(args: argparse.Namespace) -> int:
     # Handlers first: Ctrl-C (or SIGTERM) at any moment from here on stops the server cleanly.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LocalSqsServer(port=args.port) as server:
+    server = LocalSqsServer(port=args.port)
+    try:
+        server.start()
+    except RuntimeError as exc:  # moto missing, or a moto the server cannot patch
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         client = boto3.client("sqs", **server.client_settings)
         for name in args.queue:
             url = client.create_queue(QueueName=name)["QueueUrl"]
             print(f"queue {url}")
+        settings = server.client_settings
         print(
-            f"local SQS server at {server.endpoint_url} (region us-east-1, any credentials); "
-            "Ctrl-C stops it",
+            f"local SQS server at {server.endpoint_url}, region {settings['region_name']}; "
+            "Ctrl-C stops it\n"
+            "clients need credentials, and any will do; in another shell:\n"
+            f"  export AWS_ACCESS_KEY_ID={settings['aws_access_key_id']} "
+            f"AWS_SECRET_ACCESS_KEY={settings['aws_secret_access_key']} "
+            f"AWS_DEFAULT_REGION={settings['region_name']} "
+            f"AWS_ENDPOINT_URL_SQS={server.endpoint_url}",
             flush=True,
         )
         stop.wait()
+    finally:
+        server.stop()
     return 0
 
 

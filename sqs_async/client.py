@@ -15,7 +15,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 from .config import SQS_MAX_BYTES, ConnectionConfig
-from .errors import SqsClientError, SqsUnavailableError, explain
+from .errors import SqsClientError, refusal
 from .retry import RetryPolicy, Sleep, error_code, is_transient
 from .validation import QueueTraits
 
@@ -73,27 +73,40 @@ async def open_client(config: ConnectionConfig, stack: AsyncExitStack, *, pool_s
 
 
 async def resolve_queue_url(
-    client: SqsClient | SqsReceiveClient, name: str, retry: RetryPolicy, sleep: Sleep
+    client: SqsClient | SqsReceiveClient,
+    name: str,
+    retry: RetryPolicy,
+    sleep: Sleep,
+    *,
+    owner_account_id: str | None = None,
 ) -> str:
-    """Look the queue URL up by name, with the same retries as a send.
+    """Look the queue URL up by name (in `owner_account_id`'s account when given: a queue
+    shared from another account), with the same retries as a send.
 
-    Raises `SqsClientError` (the queue does not exist, access denied) or
-    `SqsUnavailableError` (transient trouble outlasted the retries).
+    Raises `SqsClientError` (the queue does not exist, access denied, an answer without a
+    URL) or `SqsUnavailableError` (transient trouble outlasted the retries).
     """
     retrying = retry.retrying_call(sleep=sleep)
+    request = {"QueueName": name}
+    if owner_account_id is not None:
+        request["QueueOwnerAWSAccountId"] = owner_account_id
+    queue = f"queue {name!r}" + (f" of account {owner_account_id}" if owner_account_id else "")
 
     async def look_up() -> dict[str, Any]:
-        return await client.get_queue_url(QueueName=name)
+        return await client.get_queue_url(**request)
 
     try:
         response: dict[str, Any] = await retrying(look_up)
     except Exception as exc:
-        code = error_code(exc)
-        message = explain(code, str(exc), f"queue {name!r}")
-        if is_transient(exc):
-            raise SqsUnavailableError(message, code=code) from exc
-        raise SqsClientError(message, code=code) from exc
-    return str(response["QueueUrl"])
+        raise refusal(exc, error_code(exc), queue, retryable=is_transient(exc)) from exc
+    url = response.get("QueueUrl") if isinstance(response, dict) else None
+    if not isinstance(url, str) or not url:
+        raise SqsClientError(
+            f"GetQueueUrl for {queue} answered without a QueueUrl: {response!r} "
+            "(check the endpoint: it may not be an SQS endpoint)",
+            "MissingQueueUrl",
+        )
+    return url
 
 
 async def read_queue_traits(

@@ -6,6 +6,7 @@ itself on construction. Secrets are kept out of `repr`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
@@ -65,7 +66,8 @@ class ConnectionConfig:
 class SenderConfig(ConnectionConfig):
     """Configuration of an `SqsSender` (and its connection: see `ConnectionConfig`).
 
-    Destination: `queue_url`, or `queue_name` (resolved once when the sender opens). Either
+    Destination: `queue_url`, or `queue_name` (resolved once when the sender opens, in the
+    account `queue_owner_account_id` when the queue is shared from another account). Either
     may instead be a function of the record (or a `QueueField`) giving each record's queue URL
     or name: one sender then writes to many queues, each resolved once and cached, and a queue
     that does not exist fails only its own records.
@@ -91,6 +93,7 @@ class SenderConfig(ConnectionConfig):
 
     queue_url: str | Route | None = None
     queue_name: str | Route | None = None
+    queue_owner_account_id: str | None = None
     serializer: Callable[[Any], Any] | None = None
     message_group_id: str | Callable[[Any], str] | None = None
     message_deduplication_id: Callable[[Any], str] | None = None
@@ -105,7 +108,7 @@ class SenderConfig(ConnectionConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_queue(self.queue_url, self.queue_name, functions=True)
+        check_queue(self.queue_url, self.queue_name, self.queue_owner_account_id, functions=True)
         for name in ("serializer", "message_deduplication_id"):
             value = getattr(self, name)
             if value is not None and not callable(value):
@@ -152,9 +155,11 @@ class SenderConfig(ConnectionConfig):
         return f"the queue given by {getattr(queue, '__qualname__', repr(queue))}"
 
 
-def check_queue(queue_url: object, queue_name: object, *, functions: bool) -> None:
+def check_queue(
+    queue_url: object, queue_name: object, owner_account_id: object, *, functions: bool
+) -> None:
     """Exactly one of `queue_url` and `queue_name`: a non-empty str (or, with `functions`, a
-    function of the record)."""
+    function of the record); an owner account (12 digits) only with a name."""
     if (queue_url is None) == (queue_name is None):
         raise ValueError("give exactly one of queue_url and queue_name")
     for name, value in (("queue_url", queue_url), ("queue_name", queue_name)):
@@ -165,6 +170,16 @@ def check_queue(queue_url: object, queue_name: object, *, functions: bool) -> No
                 "a non-empty str or a function of the record" if functions else "a non-empty str"
             )
             raise ValueError(f"{name} must be {kinds}, got {value!r}")
+    if owner_account_id is None:
+        return
+    if not isinstance(owner_account_id, str) or not re.fullmatch(r"[0-9]{12}", owner_account_id):
+        raise ValueError(
+            f"queue_owner_account_id must be a 12-digit AWS account id, got {owner_account_id!r}"
+        )
+    if queue_url is not None:
+        raise ValueError(
+            "queue_owner_account_id goes with queue_name; a queue URL names its account already"
+        )
 
 
 def check_int(name: str, value: object, low: int = 1, high: int | None = None) -> None:

@@ -31,7 +31,7 @@ from tenacity import RetryCallState
 from .batching import Batch
 from .client import SqsClient
 from .concurrency import AdaptiveLimit
-from .errors import SqsClientError, explain
+from .errors import SqsClientError, refusal
 from .fifo import halted
 from .results import Delivered, Failed, SendResult
 from .retry import (
@@ -303,7 +303,7 @@ class Dispatcher:
         code = error_code(exc)
         reason = str(exc) or type(exc).__name__
         if kind is FailureKind.FATAL:
-            raise SqsClientError(explain(code, reason, queue_url), code=code) from exc
+            raise refusal(exc, code, queue_url) from exc
         if kind is FailureKind.REJECTED and len(pending) > 1:
             # The request as a whole was refused for its content: send each entry on its own,
             # so that one bad message cannot fail its neighbours.

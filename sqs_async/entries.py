@@ -3,9 +3,11 @@
 A record goes out as it is (a `str` body or a mapping of entry fields) unless the sender has
 a `serializer`, which turns any record into a body or an entry (`json.dumps`, say).
 `message_group_id` and `message_deduplication_id` fill those fields from the record when the
-entry has none (FIFO queues). With `QueueField` routing, the field naming the queue is taken
-out of a mapping record before it is sent. Whatever a caller's function raises fails that
-record alone (code `InvalidRecord`), never the send.
+entry has none (the deduplication id on FIFO queues only: SQS refuses it on standard queues;
+a group id is valid on both, as standard queues use it for fairness). With `QueueField`
+routing, the field naming the queue is taken out of a mapping record before it is sent.
+Whatever a caller's function raises fails that record alone (code `InvalidRecord`), never the
+send.
 """
 
 from __future__ import annotations
@@ -77,22 +79,25 @@ class EntryBuilder:
             serializer or message_group_id or message_deduplication_id or queue_field
         )
 
-    def build(self, record: Any) -> Any:
-        """The entry for `record` (a str or a mapping, validated later), or a `Rejection`."""
+    def build(self, record: Any, *, fifo: bool) -> Any:
+        """The entry for `record` bound for a FIFO queue or not (a str or a mapping, validated
+        later), or a `Rejection`. The deduplication id function applies to FIFO queues only:
+        SQS refuses the field on a standard queue."""
         if self.is_identity:
             return record
         try:
-            return self._build(record)
+            return self._build(record, fifo)
         except Exception as exc:  # a caller's function failed on this record
             return Rejection(INVALID_RECORD, str(exc))
 
-    def _build(self, record: Any) -> Any:
+    def _build(self, record: Any, fifo: bool) -> Any:
         entry = record
         if self._serializer is not None:
             entry = self._call("serializer", self._serializer, record)
         elif self._queue_field is not None and isinstance(record, Mapping):
             entry = {k: v for k, v in record.items() if k != self._queue_field}
-        if self._group_id is None and self._deduplication_id is None:
+        deduplication_id = self._deduplication_id if fifo else None
+        if self._group_id is None and deduplication_id is None:
             return entry
         fields = dict(entry) if isinstance(entry, Mapping) else {"MessageBody": entry}
         if self._group_id is not None and fields.get("MessageGroupId") is None:
@@ -100,9 +105,9 @@ class EntryBuilder:
             fields["MessageGroupId"] = (
                 group if isinstance(group, str) else self._call("message_group_id", group, record)
             )
-        if self._deduplication_id is not None and fields.get("MessageDeduplicationId") is None:
+        if deduplication_id is not None and fields.get("MessageDeduplicationId") is None:
             fields["MessageDeduplicationId"] = self._call(
-                "message_deduplication_id", self._deduplication_id, record
+                "message_deduplication_id", deduplication_id, record
             )
         return fields
 

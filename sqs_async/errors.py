@@ -19,9 +19,27 @@ from __future__ import annotations
 
 
 class SqsAsyncError(Exception):
-    """Base class for errors raised by sqs_async."""
+    """Base class for errors raised by sqs_async.
+
+    `SqsAsyncError(message=None, code=None)`, as `sqs_pyio`'s `SqsClientError`: `.message` is
+    the text, `.code` the AWS error code (sqs_pyio put the HTTP status there: it is
+    `.http_status` here). `str()` is the message, or the code when there is none.
+    """
 
     retryable: bool = False
+
+    def __init__(
+        self, message: str | None = None, code: str | None = None, http_status: int | None = None
+    ) -> None:
+        # All three in `args`: pickling (to and from Beam workers) and Beam's re-raise with the
+        # step's name (`type(e)(args[0] + note, *args[1:])`) rebuild the error from them.
+        super().__init__(message, code, http_status)
+        self.message = message
+        self.code = code
+        self.http_status = http_status
+
+    def __str__(self) -> str:
+        return self.message if self.message is not None else (self.code or type(self).__name__)
 
 
 class SqsClientError(SqsAsyncError):
@@ -29,19 +47,11 @@ class SqsClientError(SqsAsyncError):
 
     retryable = False
 
-    def __init__(self, message: str, *, code: str = "ClientError") -> None:
-        super().__init__(message)
-        self.code = code
-
 
 class SqsUnavailableError(SqsAsyncError):
     """SQS stayed unreachable or overloaded through every attempt; try again later."""
 
     retryable = True
-
-    def __init__(self, message: str, *, code: str = "Unavailable") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 _HINTS = {
@@ -56,6 +66,14 @@ _HINTS = {
     "(environment, ~/.aws, instance or task role) or pass them explicitly",
     "NoRegionError": "no AWS region was found: set region_name or AWS_DEFAULT_REGION",
 }
+
+
+def refusal(exc: BaseException, code: str, queue: str, *, retryable: bool = False) -> SqsAsyncError:
+    """The error to raise when `queue` refused a call with `exc` (AWS error code `code`)."""
+    kind = SqsUnavailableError if retryable else SqsClientError
+    response = getattr(exc, "response", None)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
+    return kind(explain(code, str(exc), queue), code, status)
 
 
 def explain(code: str, detail: str, queue: str) -> str:

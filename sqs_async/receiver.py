@@ -13,7 +13,8 @@ Messages still buffered or held when the receiver closes are released.
 
 Cost model: each receive call brings up to 10 messages and waits up to `wait_time_seconds`
 on an empty queue; `concurrent_receives` calls run at once. Holding N messages costs one
-`ChangeMessageVisibilityBatch` per 10 of them every `visibility_timeout / 3` seconds.
+`ChangeMessageVisibilityBatch` per 10 of them about every `visibility_timeout / 2` seconds
+(the keeper looks every sixth of it and extends what has less than half left).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from tenacity import RetryCallState
 
 from .client import SqsReceiveClient, open_client, resolve_queue_url
 from .config import ConnectionConfig, check_int, check_queue, with_max_trials
-from .errors import SqsClientError, explain
+from .errors import SqsAsyncError, refusal
 from .lifecycle import AsyncResource
-from .retry import RetryPolicy, Sleep, default_sleep, error_code
+from .retry import FailureKind, RetryPolicy, Sleep, classify, default_sleep, error_code
 
 log = logging.getLogger("sqs_async")
 
@@ -40,8 +41,6 @@ MAX_RECEIVE = 10
 MAX_WAIT_SECONDS = 20
 # SQS's ceiling for one visibility timeout (12 hours).
 MAX_VISIBILITY_SECONDS = 43_200
-# Seconds a poll in flight may take to bring its messages in when polling stops.
-STOP_GRACE = 1.0
 # Connections beyond the receive calls, for deletes and visibility changes.
 SPARE_CONNECTIONS = 4
 
@@ -50,7 +49,8 @@ SPARE_CONNECTIONS = 4
 class ReceiverConfig(ConnectionConfig):
     """Configuration of an `SqsReceiver` (and its connection: see `ConnectionConfig`).
 
-    Source: `queue_url` or `queue_name`. Polling: `wait_time_seconds` (long polling, 0-20),
+    Source: `queue_url` or `queue_name` (in the account `queue_owner_account_id` when the
+    queue is shared from another account). Polling: `wait_time_seconds` (long polling, 0-20),
     `concurrent_receives` calls at once, each for up to 10 messages; `prefetch` messages may
     wait in the buffer. Holding: each message is received with `visibility_timeout` seconds
     and extended by as much while held; `max_hold` (seconds, None: no limit) stops extending a
@@ -61,6 +61,7 @@ class ReceiverConfig(ConnectionConfig):
 
     queue_url: str | None = None
     queue_name: str | None = None
+    queue_owner_account_id: str | None = None
     wait_time_seconds: int = MAX_WAIT_SECONDS
     concurrent_receives: int = 2
     prefetch: int = 100
@@ -73,7 +74,7 @@ class ReceiverConfig(ConnectionConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_queue(self.queue_url, self.queue_name, functions=False)
+        check_queue(self.queue_url, self.queue_name, self.queue_owner_account_id, functions=False)
         object.__setattr__(self, "retry", with_max_trials(self.retry, self.max_trials))
         check_int("wait_time_seconds", self.wait_time_seconds, 0, MAX_WAIT_SECONDS)
         check_int("concurrent_receives", self.concurrent_receives, 1, 100)
@@ -133,6 +134,8 @@ class AckResult:
 
     done: list[ReceivedMessage] = field(default_factory=list)
     failed: list[tuple[ReceivedMessage, str, str]] = field(default_factory=list)
+    # Set when SQS refused a whole call for the queue itself (it was deleted, access denied).
+    refused: SqsAsyncError | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True)
@@ -182,6 +185,7 @@ class SqsReceiver(AsyncResource):
         self._held: dict[str, _Held] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._polls: list[asyncio.Task[None]] = []
+        self._on_server: set[asyncio.Task[Any]] = set()  # polls with a call open on SQS
         self._stopping = False
         self._error: BaseException | None = None
         self._empty_poll = asyncio.Event()  # set when a poll came back empty
@@ -218,14 +222,20 @@ class SqsReceiver(AsyncResource):
             if self._queue_url is None:
                 assert self.config.queue_name is not None
                 self._queue_url = await resolve_queue_url(
-                    client, self.config.queue_name, self.config.retry, self._sleep
+                    client,
+                    self.config.queue_name,
+                    self.config.retry,
+                    self._sleep,
+                    owner_account_id=self.config.queue_owner_account_id,
                 )
         except BaseException:
             await stack.aclose()
             raise
         self._client, self._stack = client, stack
         self._buffer = asyncio.Queue(maxsize=self.config.prefetch)
-        self._tasks = [asyncio.create_task(self._keep_invisible(), name="sqs-extend")]
+        keeper = asyncio.create_task(self._keep_invisible(), name="sqs-extend")
+        keeper.add_done_callback(self._watch)
+        self._tasks = [keeper]
         self.start_receiving()
 
     async def close(self) -> None:
@@ -267,14 +277,23 @@ class SqsReceiver(AsyncResource):
             await self.release(unused)
 
     async def _end_polls(self) -> None:
-        """End the polls without losing a response: a poll in flight gets `STOP_GRACE`
-        seconds to bring its messages in (it is held, then released); one still waiting after
-        that is on an empty queue and is cancelled."""
+        """End the polls without stranding a message. SQS does not learn that a client gave up
+        on a long poll: a cancelled `ReceiveMessage` stays open on the server and takes the
+        next messages to arrive, which then stay invisible for a visibility timeout and count
+        as received. So a poll on the server is left to finish (at most `wait_time_seconds`)
+        and what it brings is held, then released; polls not on the server (waiting for room
+        in the buffer, or backing off) are cancelled at once. A call that outlasts its wait by
+        a request timeout is stuck on the network, not waiting on SQS, and is cancelled."""
         polls, self._polls = self._polls, []
         self._stopping = True
         try:
+            for task in polls:
+                if task not in self._on_server:
+                    task.cancel()
             if polls:
-                await asyncio.wait(polls, timeout=STOP_GRACE)
+                await asyncio.wait(
+                    polls, timeout=self.config.wait_time_seconds + self.config.request_timeout
+                )
             for task in polls:
                 task.cancel()
             await asyncio.gather(*polls, return_exceptions=True)
@@ -362,6 +381,25 @@ class SqsReceiver(AsyncResource):
             raise self._error
         return None
 
+    def _fail(self, error: BaseException) -> None:
+        """The receiver cannot go on: readers get `error` (the first one) once they ask."""
+        if self._error is None:
+            self._error = error
+        self._broken.set()
+
+    def _watch(self, task: asyncio.Task[None]) -> None:
+        """A background task that ends with an error fails the reader with that error."""
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("%s ended with %r; the receiver stops", task.get_name(), exc)
+            self._fail(
+                exc
+                if isinstance(exc, SqsAsyncError)
+                else SqsAsyncError(
+                    f"the receiver's {task.get_name()} task failed: {exc!r}", type(exc).__name__
+                )
+            )
+
     def _hand_out(self, message: ReceivedMessage) -> ReceivedMessage:
         held = self._held.get(message.receipt_handle)
         if held is not None:
@@ -377,9 +415,7 @@ class SqsReceiver(AsyncResource):
                     sleep=self._sleep
                 )(self._receive_once)
             except Exception as exc:
-                code = error_code(exc)
-                self._error = SqsClientError(explain(code, str(exc), self.queue_url), code=code)
-                self._broken.set()
+                self._fail(refusal(exc, error_code(exc), self.queue_url))
                 return
             for message in received:
                 if self._stopping:
@@ -388,15 +424,23 @@ class SqsReceiver(AsyncResource):
 
     async def _receive_once(self) -> list[ReceivedMessage]:
         config = self.config
+        if self._stopping:
+            return []  # no new poll once stopping began
         started = self._clock()
-        response = await self._client.receive_message(
-            QueueUrl=self.queue_url,
-            MaxNumberOfMessages=MAX_RECEIVE,
-            WaitTimeSeconds=config.wait_time_seconds,
-            VisibilityTimeout=config.visibility_timeout,
-            MessageSystemAttributeNames=list(config.attribute_names),
-            MessageAttributeNames=list(config.message_attribute_names),
-        )
+        task = asyncio.current_task()
+        assert task is not None
+        self._on_server.add(task)
+        try:
+            response = await self._client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=MAX_RECEIVE,
+                WaitTimeSeconds=config.wait_time_seconds,
+                VisibilityTimeout=config.visibility_timeout,
+                MessageSystemAttributeNames=list(config.attribute_names),
+                MessageAttributeNames=list(config.message_attribute_names),
+            )
+        finally:
+            self._on_server.discard(task)
         now = self._clock()
         self.stats.receive_calls += 1
         self.stats.receive_seconds += now - started
@@ -430,6 +474,8 @@ class SqsReceiver(AsyncResource):
                     due.append(held.message)
             if due:
                 result = await self._each_ten(due, self._extend_ten)
+                if result.refused is not None:
+                    raise result.refused  # the queue is gone or closed to us: stop, once
                 self.stats.extensions += len(result.done)
                 self.stats.extension_failures += len(result.failed)
                 for message in result.done:
@@ -459,6 +505,7 @@ class SqsReceiver(AsyncResource):
         for part in parts:
             result.done += part.done
             result.failed += part.failed
+            result.refused = result.refused or part.refused
         return result
 
     async def _delete_ten(self, messages: list[ReceivedMessage]) -> AckResult:
@@ -533,5 +580,8 @@ class SqsReceiver(AsyncResource):
         try:
             await retrying(attempt)
         except Exception as exc:  # not transient: every entry still pending failed
-            result.failed += [(m, error_code(exc), str(exc)) for m in pending]
+            code = error_code(exc)
+            result.failed += [(m, code, str(exc)) for m in pending]
+            if classify(exc) is FailureKind.FATAL:
+                result.refused = refusal(exc, code, self.queue_url)
         return result

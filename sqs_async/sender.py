@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any
@@ -143,9 +143,9 @@ class SqsSender(AsyncResource):
             await stack.aclose()
 
     def entry_of(self, record: Any) -> Any:
-        """The entry `record` is sent as (after the serializer and field functions), or a
-        `Rejection` when one of those functions failed on it."""
-        return self._entries.build(record)
+        """The entry `record` is sent as to this sender's queue (after the serializer and
+        field functions), or a `Rejection` when one of those functions failed on it."""
+        return self._entries.build(record, fifo=self.traits.fifo)
 
     async def send(
         self,
@@ -172,6 +172,7 @@ class SqsSender(AsyncResource):
         read, to account for it). The call returns within the deadline plus one request
         timeout.
         """
+        check_messages(messages, "send")
         dispatcher = self.dispatcher
         result = SendResult()
         throttled_before = dispatcher.limit.reduced_seconds
@@ -207,13 +208,13 @@ class SqsSender(AsyncResource):
                     if deadline_at is not None and dispatcher.now() >= deadline_at:
                         result.failed.append(too_late(record, index, deadline))
                         continue
-                    entry = self._entries.build(record)
-                    if isinstance(entry, Rejection):
-                        result.failed.append(rejected(record, index, entry))
-                        continue
                     lane = await self._lane_of(record, lanes, new_lane)
                     if isinstance(lane, Failed):
                         result.failed.append(replace(lane, record=record, index=index))
+                        continue
+                    entry = self._entries.build(record, fifo=lane.traits.fifo)
+                    if isinstance(entry, Rejection):
+                        result.failed.append(rejected(record, index, entry))
                         continue
                     prepared = prepare(entry, index, lane.traits, record=record)
                     if isinstance(prepared, Rejection):
@@ -304,7 +305,23 @@ class SqsSender(AsyncResource):
 
     async def _resolve_queue_url(self, name: str) -> str:
         assert self._client is not None, "opened before use"
-        return await resolve_queue_url(self._client, name, self.config.retry, self._sleep)
+        return await resolve_queue_url(
+            self._client,
+            name,
+            self.config.retry,
+            self._sleep,
+            owner_account_id=self.config.queue_owner_account_id,
+        )
+
+
+def check_messages(messages: object, call: str) -> None:
+    """Refuse a lone message where an iterable of messages belongs: a `str` is iterable
+    (`send("abc")` would send "a", "b" and "c"), and so are `bytes` and a mapping's keys."""
+    if isinstance(messages, str | bytes | bytearray | memoryview | Mapping):
+        raise TypeError(
+            f"{call}() takes an iterable of messages, not a single "
+            f"{type(messages).__name__}: pass [message] to send one"
+        )
 
 
 async def _enumerate(

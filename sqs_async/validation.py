@@ -289,6 +289,12 @@ def _check_fifo_fields(fields: Mapping[str, Any], queue: QueueTraits) -> None:
                 f"{name} must be 1-128 alphanumeric or punctuation characters, got {value!r}",
             )
     if not queue.fifo:
+        if fields.get("MessageDeduplicationId") is not None:
+            raise _Invalid(
+                INVALID_FIFO_FIELDS,
+                "MessageDeduplicationId applies only to FIFO queues; SQS refuses it on a "
+                "standard queue",
+            )
         return
     if "MessageGroupId" not in fields:
         raise _Invalid(INVALID_FIFO_FIELDS, "a FIFO queue requires MessageGroupId")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import grpc
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from sqs_async import LocalSqsServer
-from sqs_async.local import LOCAL_CREDENTIALS
+from sqs_async.testing import LOCAL_CREDENTIALS, LocalSqsServer
 
 _queue_numbers = itertools.count()
 
@@ -135,3 +136,48 @@ def loopback_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
         return server
 
     monkeypatch.setattr(grpc, "server", loopback_server)
+
+
+async def until(condition: Any, *, timeout: float, interval: float = 0.05) -> None:  # noqa: ASYNC109
+    """Wait for `condition()` to hold, polling; fail after `timeout` seconds (generous:
+    the deadline only ends a test that would otherwise hang, it never decides a pass)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {condition}")
+        await asyncio.sleep(interval)
+
+
+def options(server: LocalSqsServer, *extra: str) -> PipelineOptions:
+    return PipelineOptions(
+        [
+            f"--endpoint_url={server.endpoint_url}",
+            "--region_name=us-east-1",
+            "--aws_access_key_id=testing",
+            "--aws_secret_access_key=testing",
+            LOCAL_RUNNER,
+            *extra,
+        ]
+    )
+
+
+def queue_counts(sync_client: Any, queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) messages of the queue."""
+    attributes = sync_client.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+def wait_until_visible(sync_client: Any, queue_url: str, count: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while queue_counts(sync_client, queue_url) != (count, 0):
+        assert time.monotonic() < deadline, queue_counts(sync_client, queue_url)
+        time.sleep(0.5)

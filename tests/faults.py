@@ -52,12 +52,14 @@ class FaultyClient:
         self.tries: Counter[str] = Counter()
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.in_flight_at_start: list[int] = []  # requests in flight as each one started
 
     async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
         entries = kwargs["Entries"]
         self.calls.append([entry["MessageBody"] for entry in entries])
         self.in_flight += 1
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        self.in_flight_at_start.append(self.in_flight)
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)

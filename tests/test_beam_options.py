@@ -15,7 +15,7 @@ from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.transforms.display import DisplayData
 
 from beam_adapter import SqsOptions, WriteToSqs
-from sqs_async import LocalSqsServer
+from sqs_async.testing import LocalSqsServer
 
 from .conftest import LOCAL_RUNNER, bodies
 
@@ -238,3 +238,23 @@ async def test_secrets_stay_out_of_the_receiver(server: LocalSqsServer, queue_ur
     async with receiver:
         await receiver.receive(wait=0.1)
         assert_no_secret(repr(receiver) + repr(receiver.config))
+
+
+def test_secrets_given_as_keywords_are_masked_before_a_runner_sees_them() -> None:
+    options = PipelineOptions([LOCAL_RUNNER, "--region_name=r"], **SECRETS)
+    pipeline = beam.Pipeline(options=options)
+    _ = pipeline | beam.Create(["m"]) | WriteToSqs(queue_url="http://127.0.0.1:9/1/q")
+    # What the pipeline's expansion left in its options (Pipeline keeps a copy of the given
+    # ones), as a runner reads and sends them.
+    sent = pipeline.options
+    assert_no_secret(str(sent.get_all_options()))
+    assert_no_secret(str(DisplayData.create_from_options(sent).items))
+    assert_no_secret(str(JobServiceHandle.encode_pipeline_options(sent.get_all_options())))
+    settings = sent.view_as(SqsOptions).sender_settings()
+    assert {k: settings[k] for k in SECRETS} == SECRETS
+
+
+def test_a_placeholder_from_another_process_is_an_error_not_a_credential() -> None:
+    foreign = PipelineOptions(["--aws_secret_access_key=<secret 0badc0de>"])
+    with pytest.raises(ValueError, match="placeholder from another process"):
+        foreign.view_as(SqsOptions).sender_settings()

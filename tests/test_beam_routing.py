@@ -10,10 +10,9 @@ import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_adapter import QueueField, WriteToSqs, stable_hash
-from sqs_async import LocalSqsServer
+from sqs_async.testing import LocalSqsServer
 
-from .conftest import bodies, drain, make_queue
-from .test_beam_sink import options
+from .conftest import bodies, drain, make_queue, options
 
 FAILED = WriteToSqs.FAILED_OUTPUT
 
@@ -25,8 +24,9 @@ def test_three_queues_from_one_pipeline_one_missing(
     names = [url.rsplit("/", 1)[1] for url in urls] + ["missing-queue"]
     records = [{"MessageBody": str(i), "queue": names[i % 3]} for i in range(90)]
 
-    def failed_summary(record: dict[str, Any]) -> tuple[str, str, str]:
-        return (record["queue"], record["MessageBody"], record["error"]["Code"])
+    def failed_summary(failed: tuple[dict[str, Any], dict[str, Any]]) -> tuple[str, str, str]:
+        record, error = failed
+        return (record["queue"], record["MessageBody"], error["Code"])
 
     with beam.Pipeline(options=options(server)) as p:
         output = p | beam.Create(records) | WriteToSqs(queue_name=QueueField("queue"))

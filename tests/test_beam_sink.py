@@ -11,32 +11,18 @@ from typing import Any
 import apache_beam as beam
 import pytest
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import util as beam_testing
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 from apache_beam.transforms.util import BatchElements, GroupIntoBatches
 
 from beam_adapter import METRICS_NAMESPACE, SqsClientError, WriteToSqs
-from sqs_async import LocalSqsServer
+from sqs_async.testing import LocalSqsServer
 
-from .conftest import LOCAL_RUNNER, bodies
+from .conftest import bodies, options
 from .faults import FaultyClient
 
 FAILED = WriteToSqs.FAILED_OUTPUT
-
-
-def options(server: LocalSqsServer, *extra: str) -> PipelineOptions:
-    return PipelineOptions(
-        [
-            f"--endpoint_url={server.endpoint_url}",
-            "--region_name=us-east-1",
-            "--aws_access_key_id=testing",
-            "--aws_secret_access_key=testing",
-            LOCAL_RUNNER,
-            *extra,
-        ]
-    )
 
 
 def seed_records(n: int) -> list[dict[str, str]]:
@@ -99,9 +85,15 @@ def windowed(records: list[Any]) -> Any:
     )
 
 
-@pytest.mark.parametrize("append_error", [True, False])
+@pytest.mark.parametrize(
+    ("append_error", "error_shape"), [(True, "tuple"), (True, "key"), (False, "tuple")]
+)
 def test_failed_records_keep_shape_window_and_timestamp(
-    append_error: bool, server: LocalSqsServer, sync_client: Any, queue_url: str
+    append_error: bool,
+    error_shape: Any,
+    server: LocalSqsServer,
+    sync_client: Any,
+    queue_url: str,
 ) -> None:
     inputs = [
         ({"Id": "a", "MessageBody": "ok-1"}, 1),
@@ -111,7 +103,19 @@ def test_failed_records_keep_shape_window_and_timestamp(
     ]
     wrapper = functools.partial(FaultyClient, entry_fault=bad_after_first_try, reverse_results=True)
     expected_records: list[Any]
-    if append_error:
+    errors = [
+        {"Id": "b", "SenderFault": False, "Code": "InternalError", "Message": "InternalError"},
+        {
+            "Id": "c",
+            "SenderFault": True,
+            "Code": "InvalidMessageBody",
+            "Message": "MessageBody is empty; SQS requires at least 1 character",
+        },
+    ]
+    if append_error and error_shape == "tuple":
+        # sqs_pyio 0.1.0's shape: (record, that record's own error)
+        expected_records = [(inputs[1][0], errors[0]), (inputs[2][0], errors[1])]
+    elif append_error:
         expected_records = [
             {
                 "Id": "b",
@@ -145,7 +149,11 @@ def test_failed_records_keep_shape_window_and_timestamp(
             p
             | windowed(inputs)
             | WriteToSqs(
-                queue_url=queue_url, append_error=append_error, max_trials=2, client_wrapper=wrapper
+                queue_url=queue_url,
+                append_error=append_error,
+                error_shape=error_shape,
+                max_trials=2,
+                client_wrapper=wrapper,
             )
         )
         assert_that(output[FAILED], equal_to(expected), reify_windows=True)
@@ -167,8 +175,8 @@ def test_errors_go_to_their_own_records_when_sqs_answers_out_of_order(
         output = (
             p | beam.Create([records]) | WriteToSqs(queue_url=queue_url, client_wrapper=wrapper)
         )
-        errors = output[FAILED] | beam.Map(
-            lambda r: (r["Id"], r["error"]["Id"], r["error"]["Code"])
+        errors = output[FAILED] | beam.MapTuple(
+            lambda record, error: (record["Id"], error["Id"], error["Code"])
         )
         assert_that(
             errors,
@@ -276,10 +284,16 @@ def test_invalid_elements_do_not_fail_the_pipeline(
     elements = [[{"Id": 1, "MessageBody": 1}, {"Id": "2", "MessageBody": "2"}], None, 3.5]
     with beam.Pipeline(options=options(server)) as p:
         output = p | beam.Create(elements) | WriteToSqs(queue_url=queue_url)
-        codes = output[FAILED] | beam.Map(lambda r: (r["MessageBody"], r["error"]["Code"]))
+        codes = output[FAILED] | beam.MapTuple(lambda record, error: (repr(record), error["Code"]))
         assert_that(
             codes,
-            equal_to([(1, "InvalidMessageBody"), (None, "InvalidRecord"), (3.5, "InvalidRecord")]),
+            equal_to(
+                [
+                    (repr({"Id": 1, "MessageBody": 1}), "InvalidMessageBody"),
+                    ("None", "InvalidRecord"),
+                    ("3.5", "InvalidRecord"),
+                ]
+            ),
         )
     assert bodies(sync_client, queue_url) == ["2"]
 

@@ -10,11 +10,10 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_adapter import ReadFromSqs, WriteToSqs
-from sqs_async import LocalSqsServer, SqsSender
+from sqs_async import SqsSender
+from sqs_async.testing import LocalSqsServer
 
-from .conftest import bodies, make_queue
-from .test_beam_sink import options
-from .test_receiver import queue_counts
+from .conftest import bodies, make_queue, options, queue_counts, wait_until_visible
 
 
 def fill(server: LocalSqsServer, queue_url: str, count: int) -> list[str]:
@@ -44,15 +43,6 @@ def test_bounded_read_of_5000_messages_empties_the_queue(
         )
         assert_that(counts, equal_to(sent))
     assert queue_counts(sync_client, queue_url) == (0, 0)
-
-
-def wait_until_visible(sync_client: Any, queue_url: str, count: int, seconds: float) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while queue_counts(sync_client, queue_url) != (count, 0):
-        assert time.monotonic() < deadline, queue_counts(sync_client, queue_url)
-        time.sleep(0.5)
 
 
 def fail_first_run(flag_file: str) -> Any:

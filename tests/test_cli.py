@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from sqs_async import LocalSqsServer
+from sqs_async.testing import LocalSqsServer
 
-from .conftest import make_queue, stored_bodies
-from .test_beam_source import wait_until_visible
+from .conftest import make_queue, stored_bodies, wait_until_visible
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -44,10 +44,3 @@ def test_routing_pipeline_example() -> None:
     out = run_example("routing_pipeline.py", "--local").splitlines()
     assert {"signup-events: 10 messages", "login-events: 10 messages"} <= set(out)
     assert "ledger.fifo: 30 messages" in out
-
-
-def test_streaming_example_is_run_by_the_source_tests() -> None:
-    """examples/streaming_pipeline.py runs without end: tests/test_beam_source.py starts it
-    against the test server, checks its output and stops it."""
-    tested = (Path(__file__).parent / "test_beam_source.py").read_text()
-    assert '"streaming_pipeline.py"' in tested

@@ -3,27 +3,15 @@ invisible, released messages back at once, failures reported."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from sqs_async import SqsClientError, SqsReceiver, SqsSender
 
-from .conftest import make_queue
+from .conftest import make_queue, queue_counts, until
 from .faults import client_error
-
-
-def queue_counts(sync_client: Any, queue_url: str) -> tuple[int, int]:
-    """(visible, in flight) messages of the queue."""
-    attributes = sync_client.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return (
-        int(attributes["ApproximateNumberOfMessages"]),
-        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-    )
 
 
 async def test_reads_5000_messages_and_leaves_the_queue_empty(
@@ -84,7 +72,13 @@ async def test_held_messages_stay_invisible_past_the_visibility_timeout(
         queue_url=queue_url, visibility_timeout=3, wait_time_seconds=0, **settings
     ) as receiver:
         [message] = await receiver.receive(wait=5)
-        await asyncio.sleep(7)  # more than twice the visibility timeout
+        received_at = time.monotonic()
+        # SQS's timer is the wall clock: wait until the first 3 s timeout has passed on it and
+        # two extensions were made, then another reader must still see nothing.
+        await until(
+            lambda: receiver.stats.extensions >= 2 and time.monotonic() - received_at > 3.5,
+            timeout=60,
+        )
         other = sync_client.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0)
         assert other.get("Messages", []) == []
         assert receiver.stats.extensions >= 2
@@ -121,7 +115,7 @@ async def test_release_and_close_give_messages_back_at_once(
         first = await receiver.receive(max_messages=5, wait=5)
         released = await receiver.release(first)
         assert len(released.done) == 5 and not released.failed
-        await asyncio.sleep(0.5)  # let the polls buffer the rest
+        await until(lambda: receiver.held == 25, timeout=60)  # the polls buffered the rest
     # Released and buffered messages are visible again although the timeout was 600 s.
     assert queue_counts(sync_client, queue_url) == (30, 0)
 

@@ -15,8 +15,9 @@ from botocore.exceptions import ReadTimeoutError
 
 from benchmarks.contenders import CREDENTIALS
 from benchmarks.harness import EndpointProcess, Scenario
-from sqs_async import LocalSqsServer, RetryPolicy, SqsSender
+from sqs_async import RetryPolicy, SqsSender
 from sqs_async.dispatch import DEADLINE_EXCEEDED
+from sqs_async.testing import LocalSqsServer
 
 from .conftest import make_queue, stored_bodies
 from .faults import FaultyClient, StubClient
@@ -35,21 +36,31 @@ async def test_throttling_lowers_concurrency_and_it_recovers() -> None:
     with EndpointProcess() as endpoint:
         for adaptive in (False, True):
             endpoint.reset(scenario, max_concurrent=4)
+            watched: list[FaultyClient] = []
+
+            def watch(client: Any, watched: list[FaultyClient] = watched) -> FaultyClient:
+                watched.append(FaultyClient(client))
+                return watched[-1]
+
             async with SqsSender(
                 queue_name="q",
                 endpoint_url=endpoint.url,
                 max_in_flight=32,
                 adaptive_concurrency=adaptive,
                 retry=QUICK_RETRIES,
+                client_wrapper=watch,
                 **CREDENTIALS,
             ) as sender:
                 results[adaptive] = await sender.send(numbered(2000))
                 if adaptive:
-                    assert sender.dispatcher.limit.limit < 32
-                    # Throttling stops: the limit climbs back to max_in_flight.
+                    # Seen from outside: the last requests of the throttled run started with
+                    # fewer than 32 in flight.
+                    assert max(watched[0].in_flight_at_start[-20:]) < 32
+                    # Throttling stops: concurrency climbs back to max_in_flight.
                     endpoint.change_knobs(latency_ms=20)
+                    watched[0].in_flight_at_start.clear()
                     recovered = await sender.send(numbered(8000, start=2000))
-                    assert sender.dispatcher.limit.limit == 32
+                    assert max(watched[0].in_flight_at_start) == 32
                     assert recovered.throttled == 0 and recovered.delivered_count == 8000
             stats = await asyncio.to_thread(endpoint.stats)
             assert stats["duplicates"] == 0
