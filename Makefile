@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-all lint demo bench clean
+.PHONY: test test-quick test-all lint demo bench clean
 
 # Every interpreter here that both this project (3.11+) and apache-beam support.
 PYTHONS ?= 3.11 3.12 3.13
@@ -20,8 +20,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every test, on two workers (pytest-xdist; each has its own local server). `make test-quick`
+# leaves out the slow and integration tests, for a fast loop while editing the engine.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist worksteal
+
+test-quick: $(STAMP)
+	$(BIN)/pytest -n 2 --dist worksteal -m "not slow and not integration"
 
 # The suite on each of $(PYTHONS), each in its own .venv-X.Y (CI runs `make test` only).
 test-all:

@@ -128,6 +128,14 @@ async def send_file(
 ) -> Tally:
     tally = Tally()
     progress = Progress(tally, report)
+    unconfirmed: dict[int, Any] = {}  # line -> message, accepted and not resolved yet
+    abort = asyncio.Event()
+
+    def interrupted() -> None:
+        """First Ctrl-C: stop reading, send what was read. Second: stop waiting for SQS."""
+        if stop.is_set():
+            abort.set()
+        stop.set()
 
     def record_failure(line: int, message: Any, code: str, reason: str, fault: bool) -> None:
         tally.failed += 1
@@ -136,8 +144,8 @@ async def send_file(
             failed_out.write(json.dumps({"line": line, "message": message, "error": error}) + "\n")
 
     def on_outcome(line: int, future: asyncio.Future[Delivered | Failed]) -> None:
-        if future.cancelled():
-            return
+        if unconfirmed.pop(line, _GONE) is _GONE or future.cancelled():
+            return  # already written as interrupted
         if future.exception() is not None:
             error = future.exception()
             record_failure(line, None, getattr(error, "code", "Error"), str(error), False)
@@ -158,22 +166,45 @@ async def send_file(
         "max_in_flight": args.max_in_flight,
         "max_trials": args.max_trials,
     }
-    async with SqsProducer(**settings) as producer:
-        unread: list[tuple[int, str]] = []
-        for number, text in enumerate(lines, start=1):
-            if stop.is_set():
-                unread.append((number, text))
-                break
-            if not text.strip():
-                continue
-            tally.read += 1
-            message, problem = parse_line(text.rstrip("\n"))
-            if problem is not None:
-                record_failure(number, message, INVALID_JSON, problem, True)
-                continue
-            future = await producer.put(message)
-            future.add_done_callback(_call_with(on_outcome, number))
-        await producer.flush()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:
+        async with SqsProducer(**settings) as producer:
+            unread: list[tuple[int, str]] = []
+            for number, text in enumerate(lines, start=1):
+                if stop.is_set():
+                    unread.append((number, text))
+                    break
+                if not text.strip():
+                    continue
+                tally.read += 1
+                message, problem = parse_line(text.rstrip("\n"))
+                if problem is not None:
+                    record_failure(number, message, INVALID_JSON, problem, True)
+                    continue
+                future = await producer.put(message)
+                unconfirmed[number] = message
+                future.add_done_callback(_call_with(on_outcome, number))
+            flushed = asyncio.ensure_future(producer.flush())
+            aborted = asyncio.ensure_future(abort.wait())
+            await asyncio.wait({flushed, aborted}, return_when=asyncio.FIRST_COMPLETED)
+            aborted.cancel()
+            if not flushed.done():  # a second Ctrl-C: give up on what SQS has not confirmed
+                flushed.cancel()
+                await asyncio.gather(flushed, return_exceptions=True)
+                for number, message in sorted(unconfirmed.items()):
+                    record_failure(
+                        number,
+                        message,
+                        INTERRUPTED,
+                        "interrupted before SQS confirmed it: it may or may not have been "
+                        "delivered",
+                        False,
+                    )
+                unconfirmed.clear()
+                producer.close_timeout = 0  # close without waiting
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
     if unread and rest_to_failed:
         # Interrupted: lines not read yet go to the failed file, to be sent later.
         first = unread[0][0]
@@ -190,6 +221,9 @@ async def send_file(
     return tally
 
 
+_GONE = object()
+
+
 def _call_with(
     callback: Callable[[int, asyncio.Future[Delivered | Failed]], None], number: int
 ) -> Callable[[asyncio.Future[Delivered | Failed]], None]:
@@ -200,7 +234,7 @@ def command_send(args: argparse.Namespace) -> int:
     stop = threading.Event()
     source: IO[str] = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     failed_out = open(args.failed, "w", encoding="utf-8") if args.failed else None  # noqa: SIM115
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    previous = signal.getsignal(signal.SIGINT)  # send_file handles Ctrl-C on its loop
     try:
         tally = asyncio.run(
             send_file(args, iter(source), stop, failed_out, sys.stderr, source is not sys.stdin)

@@ -19,6 +19,9 @@ from sqs_async.testing import LocalSqsServer
 
 from .conftest import LOCAL_RUNNER, bodies
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 SECRETS = {
     "aws_access_key_id": "AKIASECRETKEYID00001",
     "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY",

@@ -7,12 +7,16 @@ from collections import Counter
 from typing import Any
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_adapter import QueueField, WriteToSqs, stable_hash
 from sqs_async.testing import LocalSqsServer
 
 from .conftest import bodies, drain, make_queue, options
+
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
 
 FAILED = WriteToSqs.FAILED_OUTPUT
 

@@ -22,6 +22,9 @@ from sqs_async.testing import LocalSqsServer
 from .conftest import bodies, options
 from .faults import FaultyClient
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 FAILED = WriteToSqs.FAILED_OUTPUT
 
 

@@ -15,6 +15,9 @@ from sqs_async.testing import LocalSqsServer
 
 from .conftest import bodies, make_queue, options, queue_counts, wait_until_visible
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 
 def fill(server: LocalSqsServer, queue_url: str, count: int) -> list[str]:
     import asyncio
@@ -29,6 +32,7 @@ def fill(server: LocalSqsServer, queue_url: str, count: int) -> list[str]:
     return messages
 
 
+@pytest.mark.slow
 def test_bounded_read_of_5000_messages_empties_the_queue(
     server: LocalSqsServer, sync_client: Any, queue_url: str
 ) -> None:

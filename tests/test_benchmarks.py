@@ -6,6 +6,9 @@ import pytest
 
 from benchmarks.harness import EndpointProcess, Scenario, run_contender
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.parametrize("contender", ["sqs_async", "aiobotocore_raw", "boto3_sequential"])
 def test_harness_accounts_for_every_message(contender: str) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ import pytest
 from sqs_async.testing import LocalSqsServer
 
 from .conftest import make_queue, stored_bodies, wait_until_visible
+
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -181,3 +185,68 @@ def test_receive_from_a_missing_queue_is_a_clear_error(server: LocalSqsServer) -
     )
     assert result.returncode == 2
     assert "no-such-queue" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_once_sends_what_was_read_and_twice_stops_at_once(tmp_path: Path) -> None:
+    """A real SIGINT, twice, to `sqs-async send` against a slow endpoint (100 msg/s): 12,000
+    lines would take two minutes. After the first, reading stops and sending goes on; after
+    the second the command ends at once, every unconfirmed line in --failed as Interrupted."""
+    from benchmarks.harness import EndpointProcess, Scenario
+
+    total = 12_000  # more than the producer reads ahead (10,000), so some are never read
+    source = tmp_path / "messages.jsonl"
+    source.write_text("".join(json.dumps(f"{i}:x") + "\n" for i in range(total)))
+    failed_file = tmp_path / "failed.jsonl"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    with EndpointProcess() as endpoint:
+        endpoint.reset(Scenario(latency_ms=200, body_bytes=0, max_in_flight=2, jitter=0))
+
+        def accepted() -> int:
+            return int(endpoint.stats()["accepted"])
+
+        def wait_for(condition: Any) -> None:
+            deadline = time.monotonic() + 120  # ends a hang; never decides a pass
+            while not condition():
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "sqs_async", "send", "q", str(source)),
+                *("--endpoint-url", endpoint.url, "--region", "us-east-1"),
+                *("--max-in-flight", "2", "--failed", str(failed_file)),
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: accepted() >= 20)
+            process.send_signal(signal.SIGINT)
+            first = accepted()
+            wait_for(lambda: accepted() >= first + 20)  # still sending what it read
+            process.send_signal(signal.SIGINT)
+            interrupted_at = time.monotonic()
+            _, stderr = process.communicate(timeout=60)
+            took = time.monotonic() - interrupted_at
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        delivered = {int(i) for i in endpoint.stats()["ids"]}
+    assert process.returncode == 1 and "(interrupted)" in stderr, stderr
+    # "At once": far sooner than the ~100 s the rest would take at this endpoint's pace.
+    assert took < 30, took
+    rows = [json.loads(line) for line in failed_file.read_text().splitlines()]
+    assert {row["error"]["Code"] for row in rows} == {"Interrupted"}
+    failed_lines = {row["line"] - 1 for row in rows}  # lines count from 1, bodies from 0
+    assert delivered | failed_lines == set(range(total))  # nothing lost
+    # Only lines in flight at the second Ctrl-C can be in both (2 requests of 10).
+    both = delivered & failed_lines
+    assert len(both) <= 20, len(both)
+    in_flight_rows = [
+        r for r in rows if "may or may not have been delivered" in r["error"]["Message"]
+    ]
+    never_read = [r for r in rows if r["error"]["Message"].startswith("not sent")]
+    assert in_flight_rows and never_read
+    assert {r["line"] - 1 for r in in_flight_rows} >= both

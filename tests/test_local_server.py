@@ -13,6 +13,9 @@ import pytest
 from sqs_async import testing
 from sqs_async.testing import LocalSqsServer
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 
 def test_concurrent_receives_never_hand_out_one_message_twice(
     server: LocalSqsServer, sync_client: Any, queue_url: str

@@ -10,6 +10,9 @@ import pytest
 
 import sqs_async
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

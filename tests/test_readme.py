@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```(\w+)\n(.*?)```", README, flags=re.DOTALL)

@@ -14,6 +14,7 @@ from .conftest import make_queue, queue_counts, until
 from .faults import client_error
 
 
+@pytest.mark.slow
 async def test_reads_5000_messages_and_leaves_the_queue_empty(
     settings: dict[str, Any], sync_client: Any, queue_url: str
 ) -> None:

@@ -22,6 +22,9 @@ from sqs_async.testing import LocalSqsServer
 from .conftest import make_queue, stored_bodies
 from .faults import FaultyClient, StubClient
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 QUICK_RETRIES = RetryPolicy(max_trials=40, initial_backoff=0.01, max_backoff=0.1, jitter=0.01)
 
 

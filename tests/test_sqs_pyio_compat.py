@@ -23,6 +23,9 @@ from sqs_async.testing import LocalSqsServer
 from .conftest import bodies, options
 from .faults import FaultyClient
 
+# Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
+pytestmark = pytest.mark.integration
+
 # moto's default account: the owner of every queue on the local server.
 ACCOUNT = "123456789012"
 _queue_url_requests: list[dict[str, Any]] = []
