@@ -5,28 +5,33 @@ At least once, losing nothing: a message is deleted only after the runner has co
 bundle that emitted it (`DoFn.BundleFinalizerParam`); until then the receiver keeps it
 invisible. A bundle that fails is never finalized, so its messages are not deleted: they come
 back when the receiver releases them (its DoFn is torn down), or once `max_hold` seconds have
-passed and their visibility timeout runs out.
+passed and their visibility timeout runs out. Runners that do not finalize bundles (portable
+Flink in batch mode, portable Spark) need `delete_after="output"`: see `ReadFromSqs`.
 
 Each call of the DoFn reads what arrives within `bundle_seconds` (up to `bundle_size`
 messages), emits it with the message's sent time as the element timestamp, and checkpoints
 (`defer_remainder`), so bundles stay short and deletes follow closely. The restriction is an
 offset range over the count of messages read: bounded by `max_messages` (or stopped by
-`max_read_time` or an empty queue, `until_empty`), or unbounded for a streaming read, whose
-watermark follows the oldest sent timestamp seen (and the clock while the queue is empty).
+`max_read_time`, or by a poll that waited `wait_time_seconds` in vain, `until_empty`), or
+unbounded for a streaming read. The unbounded read follows Beam's own unbounded sources
+(`periodicsequence`): its tracker says it is unbounded, `truncate` drops the rest on drain,
+and its size is the queue's backlog as SQS estimates it (`ApproximateNumberOfMessages`, asked
+at most every 10 s), for autoscalers. The watermark: see `next_watermark`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics.metric import Metrics
+from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.transforms.window import TimestampedValue
@@ -44,6 +49,35 @@ log = logging.getLogger("beam_adapter")
 UNBOUNDED = 2**63 - 1
 # How long an idle streaming read waits before it polls again.
 IDLE_RESUME_SECONDS = 1.0
+# The backlog SQS last reported per queue URL, shared by the DoFn instances of this process:
+# Beam sizes restrictions in a step of its own, where no reader may be set up.
+_backlog: dict[str, int] = {}
+
+DeleteAfter = Literal["commit", "output"]
+
+
+def next_watermark(current: float | None, oldest_held: float | None, polled_at: float) -> float:
+    """The read's new watermark (seconds since the epoch); it never moves back.
+
+    It stays at or below the sent time of every message this reader still holds (received and
+    not deleted: emitted in a bundle not yet committed, or buffered), so a message of a bundle
+    that fails and is read again is not late while the reader holds it. With nothing held it
+    follows `polled_at`, when the bundle started polling: a message sent after that cannot be
+    older. Late data remains possible, and can be counted on in these cases: a message held
+    longer than `max_hold` (a bundle the runner never committed) goes back to the queue and is
+    read again after the watermark moved on; a message another reader released or whose
+    visibility timeout ran out elsewhere; a message SQS delivers long after it was sent (a
+    large backlog, `DelaySeconds`); and clock skew between SQS and the worker.
+    """
+    candidate = polled_at if oldest_held is None else min(oldest_held, polled_at)
+    return candidate if current is None else max(current, candidate)
+
+
+class _UnboundedOffsetTracker(OffsetRestrictionTracker):
+    """An offset tracker that tells the runner the read has no end (a streaming read)."""
+
+    def is_bounded(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -57,6 +91,8 @@ class _ReadSettings:
     bundle_size: int
     bundle_seconds: float
     readers: int = 1
+    delete_after: DeleteAfter = "commit"
+    client_wrapper: Callable[[Any], Any] | None = None
 
     @property
     def bounded(self) -> bool:
@@ -74,8 +110,12 @@ class _Metrics:
         self._last = (0, 0, 0, 0, 0, 0.0)
 
     def record(self, receiver: SqsReceiver) -> None:
-        """Count what the receiver did since the last call (finalization runs outside any
-        metrics context, so its deletes are counted on the next call)."""
+        """Count what the receiver did since the last call.
+
+        Deletes made by a bundle's finalization run after the runner committed the bundle,
+        outside any metrics context, where Beam drops counter updates: they are counted in the
+        next bundle of the same DoFn instance. The last bundles' deletes have no next bundle:
+        `teardown` logs the instance's totals, and `messages_deleted` is a lower bound."""
         s = receiver.stats
         now = (
             s.received,
@@ -115,10 +155,25 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         return OffsetRange(0, UNBOUNDED if limit is None else limit)
 
     def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
-        return OffsetRestrictionTracker(restriction)
+        if self.read.bounded:
+            return OffsetRestrictionTracker(restriction)
+        return _UnboundedOffsetTracker(restriction)
 
     def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
-        return int(restriction.size())
+        """A bounded read: what is left of it. A streaming read: the queue's backlog as SQS
+        last reported it to a reader in this process (0 until one has asked)."""
+        if self.read.bounded:
+            return int(restriction.size())
+        return _backlog.get(self._queue_key, 0)
+
+    def truncate(self, element: Any, restriction: OffsetRange) -> OffsetRange | None:
+        """On drain a streaming read stops at once (what it holds is released on teardown);
+        a bounded read finishes."""
+        return restriction if self.read.bounded else None
+
+    @property
+    def _queue_key(self) -> str:
+        return str(self.config.queue_url or self.config.queue_name)
 
     def split(self, element: Any, restriction: OffsetRange) -> Iterator[OffsetRange]:
         """`readers` parts, which a runner may read on different workers at once (an SQS
@@ -140,7 +195,7 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
 
     def setup(self) -> None:
         self._metrics = _Metrics()
-        receiver = SqsReceiver(self.config)
+        receiver = SqsReceiver(self.config, client_wrapper=self.read.client_wrapper)
         runtime.run(receiver.open())
         self._receiver = receiver
 
@@ -148,6 +203,15 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         receiver, self._receiver = self._receiver, None
         if receiver is not None:
             runtime.run(receiver.close())  # releases what no bundle finalized
+            stats = receiver.stats
+            log.info(
+                "read from %s: received %d, deleted %d, delete failures %d, released %d",
+                receiver.queue_url,
+                stats.received,
+                stats.deleted,
+                stats.delete_failures,
+                stats.released,
+            )
 
     def read_messages(
         self,
@@ -161,7 +225,13 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         restriction = tracker.current_restriction()
         deadline = None if self.read.max_read_time is None else started_at + self.read.max_read_time
         wanted = min(self.read.bundle_size, restriction.stop - restriction.start)
+        polled_at = time.time()
+        empty_polls = receiver.stats.empty_receives
         batch = runtime.run(self._collect(receiver, wanted, deadline))
+        if not self.read.bounded:
+            backlog = runtime.run(receiver.backlog())
+            if backlog is not None:
+                _backlog[self._queue_key] = backlog
         self._metrics.record(receiver)
 
         position = restriction.start
@@ -173,16 +243,26 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
             claimed.append(message)
         if len(claimed) < len(batch):
             runtime.run(receiver.release(batch[len(claimed) :]))
-        if claimed:
+        if claimed and self.read.delete_after == "commit":
             finalizer.register(lambda: self._delete(claimed))
 
-        oldest = min((m.sent_timestamp or time.time() for m in claimed), default=time.time())
         current = watermark.current_watermark()
-        if current is None or oldest > current.micros / 1e6:
-            watermark.set_watermark(Timestamp.of(oldest))
+        watermark.set_watermark(
+            Timestamp.of(
+                next_watermark(
+                    None if current is None else current.micros / 1e6,
+                    receiver.oldest_held_sent_timestamp(),
+                    polled_at,
+                )
+            )
+        )
 
         expired = deadline is not None and time.time() >= deadline
-        drained = self.read.until_empty and not batch
+        # Empty only when a poll came back empty: a bundle can end with no message because a
+        # poll was slow or backing off, which says nothing about the queue.
+        drained = (
+            self.read.until_empty and not batch and receiver.stats.empty_receives > empty_polls
+        )
         if expired or drained or position >= restriction.stop:
             # Read all it will: stop polling, give back what was prefetched. The messages
             # emitted stay held until their bundle is finalized.
@@ -190,6 +270,8 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         for message in claimed:
             record = message.as_record(with_receipt_handle=self.read.with_receipt_handle)
             yield TimestampedValue(record, message.sent_timestamp or time.time())
+        if claimed and self.read.delete_after == "output":
+            self._delete(claimed)  # emitted: the weaker guarantee the caller chose
         if expired or drained:
             tracker.try_claim(restriction.stop)  # nothing more to read: the range is done
         elif position < restriction.stop:
@@ -264,10 +346,19 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
     is given: the read ends at the first limit reached, or when a poll that started after the
     last message found the queue empty. Otherwise unbounded (a streaming read).
 
+    Deletes: `delete_after="commit"` (default) deletes a bundle's messages once the runner has
+    committed it (bundle finalization), so a failed bundle loses nothing. Portable Flink in
+    batch mode and the portable Spark runner do not finalize bundles (apache/beam#19526,
+    #19517): there such a read would never delete, so it is refused unless you choose
+    `delete_after="output"`, which deletes a bundle's messages as soon as its elements are
+    emitted. Then a bundle that fails after emitting loses its messages: use it only where the
+    runner does not finalize bundles, and make the pipeline's first step durable.
+
     `readers` splits the read into that many parts a runner may run on different workers (each
     polls the queue; `max_messages` is shared out among them). `bundle_size` and
     `bundle_seconds` bound each bundle; `max_hold` (seconds, default 600)
     bounds how long a bundle's messages stay invisible waiting for the runner to commit it.
+    `client_wrapper` wraps the receiver's client (tests inject faults with it).
     Other keywords are `ReceiverConfig` fields (`visibility_timeout`, `wait_time_seconds`,
     `concurrent_receives`, `prefetch`, ...); connection settings come from `SqsOptions` flags
     unless given here.
@@ -286,9 +377,13 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
         bundle_seconds: float = 1.0,
         max_hold: float | None = 600.0,
         readers: int = 1,
+        delete_after: DeleteAfter = "commit",
+        client_wrapper: Callable[[Any], Any] | None = None,
         **receiver_settings: Any,
     ) -> None:
         super().__init__()
+        if delete_after not in ("commit", "output"):
+            raise ValueError(f'delete_after must be "commit" or "output", got {delete_after!r}')
         if max_messages is not None:
             check_int("max_messages", max_messages)
         if max_read_time is not None and (
@@ -314,6 +409,8 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
             bundle_size=bundle_size,
             bundle_seconds=float(bundle_seconds),
             readers=readers,
+            delete_after=delete_after,
+            client_wrapper=client_wrapper,
         )
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> Any:
@@ -324,6 +421,14 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
             config = replace(
                 config, **{k: v for k, v in from_flags.items() if k not in self._explicit}
             )
+        if self._read.delete_after == "commit" and not finalizes_bundles(pbegin.pipeline):
+            raise ValueError(
+                "ReadFromSqs deletes a message once its bundle is committed, and this runner "
+                "does not finalize bundles (portable Flink in batch mode, portable Spark: "
+                "apache/beam#19526, #19517), so nothing would be deleted. Pass "
+                'delete_after="output" to delete once elements are emitted (a bundle that '
+                "fails after that loses its messages), or run in streaming mode"
+            )
         kind = _BoundedReadFn if self._read.bounded else _UnboundedReadFn
         return (
             pbegin
@@ -331,3 +436,13 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
             | "StartTime" >> beam.Map(lambda _: time.time())
             | "Read" >> beam.ParDo(kind(config, self._read))
         )
+
+
+def finalizes_bundles(pipeline: beam.Pipeline) -> bool:
+    """False for the runners Beam's issue tracker says do not finalize bundles: Flink in batch
+    mode and Spark (through their portable runners; also when named as the classic
+    FlinkRunner or SparkRunner, which run Python through the portable path)."""
+    options = pipeline.options
+    streaming = options is not None and options.view_as(StandardOptions).streaming
+    runner = type(pipeline.runner).__name__
+    return not (runner.startswith("Spark") or (runner.startswith("Flink") and not streaming))

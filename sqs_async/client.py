@@ -43,6 +43,8 @@ class SqsReceiveClient(Protocol):
 
     async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]: ...
 
+    async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]: ...
+
 
 async def open_client(config: ConnectionConfig, stack: AsyncExitStack, *, pool_size: int) -> Any:
     """Create an aiobotocore SQS client whose life ends with `stack`."""

@@ -41,6 +41,8 @@ MAX_RECEIVE = 10
 MAX_WAIT_SECONDS = 20
 # SQS's ceiling for one visibility timeout (12 hours).
 MAX_VISIBILITY_SECONDS = 43_200
+# Seconds a backlog estimate (ApproximateNumberOfMessages) is reused before it is asked again.
+BACKLOG_MAX_AGE = 10.0
 # Connections beyond the receive calls, for deletes and visibility changes.
 SPARE_CONNECTIONS = 4
 
@@ -191,6 +193,7 @@ class SqsReceiver(AsyncResource):
         self._empty_poll = asyncio.Event()  # set when a poll came back empty
         self._broken = asyncio.Event()  # set with _error: the queue refused for good
         self.stats = ReceiverStats()
+        self._backlog: tuple[float, int | None] | None = None  # (when asked, answer)
 
     def __repr__(self) -> str:
         return f"SqsReceiver({self.config!r})"
@@ -205,6 +208,31 @@ class SqsReceiver(AsyncResource):
     def held(self) -> int:
         """Messages received and neither acked nor released (buffered ones included)."""
         return len(self._held)
+
+    def oldest_held_sent_timestamp(self) -> float | None:
+        """The earliest sent time (seconds since the epoch) of a message held now, if any: a
+        watermark that stays at or below it never passes a message this reader may still
+        give back to the queue."""
+        stamps = [t for h in self._held.values() if (t := h.message.sent_timestamp) is not None]
+        return min(stamps, default=None)
+
+    async def backlog(self, max_age: float = BACKLOG_MAX_AGE) -> int | None:
+        """SQS's estimate of the messages waiting in the queue (`ApproximateNumberOfMessages`),
+        asked at most once per `max_age` seconds; None when it cannot be read (it needs
+        `sqs:GetQueueAttributes`, which a reader may lack)."""
+        now = self._clock()
+        if self._backlog is not None and now - self._backlog[0] < max_age:
+            return self._backlog[1]
+        count: int | None = None
+        try:
+            response = await self._client.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+            count = int(response["Attributes"]["ApproximateNumberOfMessages"])
+        except Exception as exc:  # an estimate only: say so once in a while, go on
+            log.debug("could not read the backlog of %s: %r", self.queue_url, exc)
+        self._backlog = (now, count)
+        return count
 
     async def open(self) -> None:
         """Open the client, find the queue and start polling; a no-op when already open."""
