@@ -14,7 +14,6 @@ Public API (a local server for tests: `sqs_async.testing.LocalSqsServer`)::
     METRICS_NAMESPACE
 """
 
-import warnings
 from typing import Any
 
 from sqs_async import QueueField, SqsClientError, stable_hash
@@ -35,13 +34,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "LocalSqsServer":  # moved to sqs_async.testing; deprecated here
-        warnings.warn(
-            "beam_adapter.LocalSqsServer is deprecated: import it from sqs_async.testing",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from sqs_async.testing import LocalSqsServer
+    if name == "LocalSqsServer":  # moved to sqs_async.testing; deprecated here until 0.3
+        from sqs_async.testing import moved
 
-        return LocalSqsServer
+        return moved(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

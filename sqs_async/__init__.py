@@ -19,7 +19,6 @@ Testing: `sqs_async.testing.LocalSqsServer`, an SQS-compatible server on 127.0.0
 DeprecationWarning, until 0.3.
 """
 
-import warnings
 from typing import Any
 
 from ._version import __version__
@@ -34,15 +33,10 @@ from .sender import SqsSender
 
 
 def __getattr__(name: str) -> Any:
-    if name == "LocalSqsServer":  # moved to sqs_async.testing; deprecated here
-        warnings.warn(
-            "sqs_async.LocalSqsServer is deprecated: import it from sqs_async.testing",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from .testing import LocalSqsServer
+    if name == "LocalSqsServer":  # moved to sqs_async.testing; deprecated here until 0.3
+        from .testing import moved
 
-        return LocalSqsServer
+        return moved(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
+from .testing import LOCAL_CREDENTIALS, moved
 
-from .testing import LOCAL_CREDENTIALS, LocalSqsServer
-
-warnings.warn(
-    "sqs_async.local is deprecated: import LocalSqsServer from sqs_async.testing",
-    DeprecationWarning,
-    stacklevel=2,
-)
+LocalSqsServer = moved("sqs_async.local")
 
 __all__ = ["LOCAL_CREDENTIALS", "LocalSqsServer"]

@@ -15,6 +15,7 @@ import functools
 import logging
 import re
 import urllib.request
+import warnings
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +27,16 @@ LOCAL_CREDENTIALS = {
 }
 # The moto releases whose SQS model the patches below were written against (and pyproject pins).
 MOTO_RANGE = ((5, 2), (5, 3))
+
+
+def moved(old_name: str) -> type[LocalSqsServer]:
+    """`LocalSqsServer` for an import from where it used to be, with a DeprecationWarning."""
+    warnings.warn(
+        f"{old_name} is deprecated: import LocalSqsServer from sqs_async.testing",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return LocalSqsServer
 
 
 class LocalSqsServer:
