@@ -226,8 +226,16 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         deadline = None if self.read.max_read_time is None else started_at + self.read.max_read_time
         wanted = min(self.read.bundle_size, restriction.stop - restriction.start)
         polled_at = time.time()
-        empty_polls = receiver.stats.empty_receives
+        empty_polls = receiver.stats.found_empty
         batch = runtime.run(self._collect(receiver, wanted, deadline))
+        # Empty only when a poll came back empty (a bundle can end with no message because a
+        # poll was slow or backing off, which says nothing about the queue) and the polls
+        # still open brought nothing either (one poll can come back empty, as another reader
+        # holds the messages it would have seen, while another poll brings some in).
+        drained = False
+        if self.read.until_empty and not batch and receiver.stats.found_empty > empty_polls:
+            batch = runtime.run(receiver.stop_polling())
+            drained = not batch
         if not self.read.bounded:
             backlog = runtime.run(receiver.backlog())
             if backlog is not None:
@@ -258,11 +266,6 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         )
 
         expired = deadline is not None and time.time() >= deadline
-        # Empty only when a poll came back empty: a bundle can end with no message because a
-        # poll was slow or backing off, which says nothing about the queue.
-        drained = (
-            self.read.until_empty and not batch and receiver.stats.empty_receives > empty_polls
-        )
         if expired or drained or position >= restriction.stop:
             # Read all it will: stop polling, give back what was prefetched. The messages
             # emitted stay held until their bundle is finalized.

@@ -149,7 +149,8 @@ class ReceiverStats:
     extensions: int = 0
     extension_failures: int = 0
     receive_calls: int = 0
-    empty_receives: int = 0
+    empty_receives: int = 0  # answers with no message
+    found_empty: int = 0  # times the queue was found empty (see SqsReceiver._poll_returned)
     receive_seconds: float = 0.0
 
 
@@ -190,7 +191,8 @@ class SqsReceiver(AsyncResource):
         self._on_server: set[asyncio.Task[Any]] = set()  # polls with a call open on SQS
         self._stopping = False
         self._error: BaseException | None = None
-        self._empty_poll = asyncio.Event()  # set when a poll came back empty
+        self._empty_poll = asyncio.Event()  # set when the queue was found empty
+        self._empty_evidence: set[asyncio.Task[Any]] | None = None  # see _poll_returned
         self._broken = asyncio.Event()  # set with _error: the queue refused for good
         self.stats = ReceiverStats()
         self._backlog: tuple[float, int | None] | None = None  # (when asked, answer)
@@ -297,12 +299,22 @@ class SqsReceiver(AsyncResource):
         """Stop polling and give back the buffered messages not handed out yet; messages
         handed out stay held (and extended) until acked or released. For a reader that has
         read all it wants but still has acks to make."""
+        unused = await self.stop_polling()
+        if unused:
+            await self.release(unused)
+
+    async def stop_polling(self) -> list[ReceivedMessage]:
+        """Stop polling and hand out every message received and not handed out yet (the
+        buffer, and what polls still open on SQS bring back): the caller holds them now,
+        until it acks or releases them. A reader that ends when the queue looks empty takes
+        these over, since one poll can come back empty while another brings messages."""
         await self._end_polls()
         while not self._buffer.empty():
             self._buffer.get_nowait()
-        unused = [h.message for h in self._held.values() if not h.handed_out]
-        if unused:
-            await self.release(unused)
+        rest = [h for h in self._held.values() if not h.handed_out]
+        for held in rest:
+            held.handed_out = True
+        return [held.message for held in rest]
 
     async def _end_polls(self) -> None:
         """End the polls without stranding a message. SQS does not learn that a client gave up
@@ -336,7 +348,8 @@ class SqsReceiver(AsyncResource):
         until_empty: bool = False,
     ) -> AsyncIterator[ReceivedMessage]:
         """Messages as they arrive, until `max_messages`, `max_time` seconds or (with
-        `until_empty`) a poll that started after the last message found the queue empty.
+        `until_empty`) the queue is found empty: a poll came back empty, and so did every
+        poll open on SQS at that moment (one of them may be bringing what it could not see).
         Each is held until acked or released. Raises `SqsClientError` if the queue refuses."""
         deadline = None if max_time is None else self._clock() + max_time
         count = 0
@@ -473,14 +486,30 @@ class SqsReceiver(AsyncResource):
         self.stats.receive_calls += 1
         self.stats.receive_seconds += now - started
         received = [ReceivedMessage.from_response(m) for m in response.get("Messages") or []]
-        if not received:
-            self.stats.empty_receives += 1
-            self._empty_poll.set()
         self.stats.received += len(received)
         for message in received:
             visible_until = started + config.visibility_timeout
             self._held[message.receipt_handle] = _Held(message, now, visible_until)
+        self._poll_returned(task, brought=bool(received))
         return received
+
+    def _poll_returned(self, task: asyncio.Task[Any], *, brought: bool) -> None:
+        """Decide when the queue is empty. One empty answer is not enough: a poll open at the
+        same time may be bringing the very messages this one could not see (another reader,
+        or that poll, held them). The queue counts as empty once every poll open on SQS when
+        an empty answer came has come back empty too; any messages void that evidence."""
+        if brought:
+            self._empty_evidence = None
+            return
+        self.stats.empty_receives += 1
+        if self._empty_evidence is None:
+            self._empty_evidence = set(self._on_server)  # polls still to come back empty
+        else:
+            self._empty_evidence.discard(task)
+        if not self._empty_evidence:
+            self._empty_evidence = None
+            self.stats.found_empty += 1
+            self._empty_poll.set()
 
     # Holding
 

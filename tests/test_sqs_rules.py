@@ -182,3 +182,34 @@ async def test_the_visibility_keeper_stops_once_the_queue_is_deleted(
         assert "does not exist" in str(raised.value) or "QueueDoesNotExist" in str(raised.value)
     assert recorders[0].calls["change_message_visibility_batch"] <= calls + 1  # close's release
     assert held.body == "held"
+
+
+async def test_until_empty_waits_for_the_polls_open_when_one_came_back_empty(
+    server: LocalSqsServer, settings: dict[str, Any], queue_url: str, sync_client: Any
+) -> None:
+    # Two polls open at once: the first answers "empty" (as when another reader holds the
+    # visible messages), the second brings them 0.5 s later. The queue was not empty.
+    for i in range(5):
+        sync_client.send_message(QueueUrl=queue_url, MessageBody=f"m{i}")
+    calls = 0
+
+    class EmptyFirst(RecordingClient):
+        async def receive_message(self, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                await asyncio.sleep(0.05)  # both polls are open on SQS by then
+                return {"Messages": []}
+            await asyncio.sleep(0.5)
+            return await self.inner.receive_message(**kwargs)
+
+    async with SqsReceiver(
+        queue_url=queue_url,
+        wait_time_seconds=1,
+        concurrent_receives=2,
+        client_wrapper=EmptyFirst,
+        **settings,
+    ) as receiver:
+        read = [m async for m in receiver.messages(until_empty=True)]
+        await receiver.ack(read)
+    assert sorted(m.body for m in read) == [f"m{i}" for i in range(5)]
