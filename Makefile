@@ -37,7 +37,7 @@ test-all:
 	  else py=$$(command -v python$$v); fi; \
 	  $$py -m venv .venv-$$v; \
 	  .venv-$$v/bin/python -m pip install --quiet -c constraints.txt -e '.[test,beam]'; \
-	  .venv-$$v/bin/python -m pytest -q -p no:cacheprovider; \
+	  .venv-$$v/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal; \
 	done
 
 demo: $(STAMP)

@@ -116,3 +116,13 @@ class StubClient:
 def accept_all(entries: list[dict[str, Any]]) -> dict[str, Any]:
     """A SendMessageBatch answer accepting every entry, with MessageId 'id-<body>'."""
     return {"Successful": [{"Id": e["Id"], "MessageId": f"id-{e['MessageBody']}"} for e in entries]}
+
+
+class Forwarding:
+    """Forwards every call to the real client; subclasses change the calls they name."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

@@ -21,6 +21,7 @@ from sqs_async import SqsAsyncError, SqsReceiver
 from sqs_async.testing import LocalSqsServer
 
 from .conftest import LOCAL_RUNNER, options, until
+from .faults import Forwarding
 
 
 def read_fn(**kwargs: Any) -> Any:
@@ -105,13 +106,7 @@ async def test_the_backlog_is_asked_at_most_once_per_interval(
         sync_client.send_message(QueueUrl=queue_url, MessageBody=f"m{i}")
     asked = 0
 
-    class Counting:
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
+    class Counting(Forwarding):
         async def get_queue_attributes(self, **kwargs: Any) -> Any:
             nonlocal asked
             asked += 1
@@ -157,14 +152,8 @@ def test_until_empty_is_not_fooled_by_a_slow_receive(
         assert_that(read | beam.Map(lambda r: r["Body"]), equal_to([f"m{i}" for i in range(20)]))
 
 
-class SlowReceives:
+class SlowReceives(Forwarding):
     """Forwards to the real client; every receive answers 1.5 s late."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     async def receive_message(self, **kwargs: Any) -> Any:
         await asyncio.sleep(1.5)
@@ -234,17 +223,11 @@ def test_teardown_logs_the_deletes_the_metrics_cannot_count(
     assert lines and "received 12, deleted 12, delete failures 0" in lines[-1], lines
 
 
-class ArmedEmptyPoll:
+class ArmedEmptyPoll(Forwarding):
     """Forwards to the real client. Once armed, the next receive answers "empty" at once (as
     when another reader holds every visible message) and the one after answers 0.5 s late."""
 
     armed = 0
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     async def receive_message(self, **kwargs: Any) -> Any:
         if ArmedEmptyPoll.armed == 2:
