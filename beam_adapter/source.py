@@ -10,7 +10,11 @@ Flink in batch mode, portable Spark) need `delete_after="output"`: see `ReadFrom
 
 Each call of the DoFn reads what arrives within `bundle_seconds` (up to `bundle_size`
 messages), emits it with the message's sent time as the element timestamp, and checkpoints
-(`defer_remainder`), so bundles stay short and deletes follow closely. The restriction is an
+(`defer_remainder`), so bundles stay short and deletes follow closely. A bounded read then
+stops polling and emits what its open polls bring too: its next bundle may run in another
+worker process, and nothing may wait in this one's prefetch buffer where no bundle will emit
+it. A streaming read keeps polling between bundles (a bundle would otherwise wait out its open
+long polls); what it prefetched waits for the next bundle of the same worker. The restriction is an
 offset range over the count of messages read: bounded by `max_messages` (or stopped by
 `max_read_time`, or by a poll that waited `wait_time_seconds` in vain, `until_empty`), or
 unbounded for a streaming read. The unbounded read follows Beam's own unbounded sources
@@ -195,7 +199,11 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
 
     def setup(self) -> None:
         self._metrics = _Metrics()
-        receiver = SqsReceiver(self.config, client_wrapper=self.read.client_wrapper)
+        # Beam may set up this DoFn in stages that never read (splitting, sizing): it polls
+        # only when a bundle asks for messages.
+        receiver = SqsReceiver(
+            self.config, client_wrapper=self.read.client_wrapper, poll_on_open=False
+        )
         runtime.run(receiver.open())
         self._receiver = receiver
 
@@ -228,14 +236,14 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         polled_at = time.time()
         empty_polls = receiver.stats.found_empty
         batch = runtime.run(self._collect(receiver, wanted, deadline))
-        # Empty only when a poll came back empty (a bundle can end with no message because a
-        # poll was slow or backing off, which says nothing about the queue) and the polls
-        # still open brought nothing either (one poll can come back empty, as another reader
-        # holds the messages it would have seen, while another poll brings some in).
-        drained = False
-        if self.read.until_empty and not batch and receiver.stats.found_empty > empty_polls:
-            batch = runtime.run(receiver.stop_polling())
-            drained = not batch
+        if self.read.bounded:
+            # The rest of a bounded read may run in another worker process, and another
+            # part may end once the queue looks empty: leave nothing received here that no
+            # bundle would emit (a streaming read keeps its prefetch for the next bundle).
+            batch += runtime.run(receiver.stop_polling())
+        # Empty only when the queue was found empty (see SqsReceiver): a bundle can end with
+        # no message because a poll was slow or backing off, which says nothing.
+        drained = self.read.until_empty and not batch and receiver.stats.found_empty > empty_polls
         if not self.read.bounded:
             backlog = runtime.run(receiver.backlog())
             if backlog is not None:

@@ -63,6 +63,7 @@ DESCRIPTIONS = {
     "close_timeout": "seconds `close` waits before failing what is unconfirmed",
     "append_error": "pair each failed record with its own error (see `error_shape`)",
     "error_shape": '`"tuple"`: `(record, error)`, as sqs_pyio 0.1.0; `"key"`: an `error` key',
+    "poll_on_open": "start polling when opened; False: at the first `start_receiving()`",
     "delete_after": '`"commit"`: on bundle finalization; `"output"`: once emitted',
     "owner_acc_id": "account id of the queue's owner (a queue shared from another account)",
     "queue_owner_account_id": "account id of the queue's owner, with `queue_name` (a shared queue)",

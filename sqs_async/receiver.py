@@ -164,7 +164,9 @@ class _Held:
 
 class SqsReceiver(AsyncResource):
     """Receives from one SQS queue; see the module docstring. Settings are `ReceiverConfig`
-    fields (or a `config`); `client` is borrowed, `client_wrapper` wraps whichever is used."""
+    fields (or a `config`); `client` is borrowed, `client_wrapper` wraps whichever is used.
+    `poll_on_open=False` opens without polling until `start_receiving()` (a reader that may
+    be opened and never read from must not hold messages nobody will see)."""
 
     def __init__(
         self,
@@ -174,9 +176,11 @@ class SqsReceiver(AsyncResource):
         client_wrapper: Callable[[Any], Any] | None = None,
         sleep: Sleep = default_sleep,
         clock: Callable[[], float] = time.monotonic,
+        poll_on_open: bool = True,
         **settings: Any,
     ) -> None:
         self.config = ReceiverConfig.merge(config, settings)
+        self._poll_on_open = poll_on_open
         self._borrowed_client = client
         self._client_wrapper = client_wrapper
         self._sleep = sleep
@@ -266,7 +270,8 @@ class SqsReceiver(AsyncResource):
         keeper = asyncio.create_task(self._keep_invisible(), name="sqs-extend")
         keeper.add_done_callback(self._watch)
         self._tasks = [keeper]
-        self.start_receiving()
+        if self._poll_on_open:
+            self.start_receiving()
 
     async def close(self) -> None:
         """Stop polling and extending; release every message not acked; close the client."""
@@ -504,8 +509,8 @@ class SqsReceiver(AsyncResource):
         self.stats.empty_receives += 1
         if self._empty_evidence is None:
             self._empty_evidence = set(self._on_server)  # polls still to come back empty
-        else:
-            self._empty_evidence.discard(task)
+        # A poll that ended without an answer (cancelled when polling stopped) has no say.
+        self._empty_evidence = {t for t in self._empty_evidence if t is not task and not t.done()}
         if not self._empty_evidence:
             self._empty_evidence = None
             self.stats.found_empty += 1

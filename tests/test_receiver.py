@@ -116,7 +116,8 @@ async def test_release_and_close_give_messages_back_at_once(
         first = await receiver.receive(max_messages=5, wait=5)
         released = await receiver.release(first)
         assert len(released.done) == 5 and not released.failed
-        await until(lambda: receiver.held == 25, timeout=60)  # the polls buffered the rest
+        # The polls buffered the rest (and may take the five released ones again).
+        await until(lambda: receiver.held >= 25, timeout=60)
     # Released and buffered messages are visible again although the timeout was 600 s.
     assert queue_counts(sync_client, queue_url) == (30, 0)
 
