@@ -35,7 +35,7 @@ import apache_beam as beam
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.metrics.metric import Metrics
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.transforms.window import TimestampedValue
@@ -432,6 +432,14 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
             config = replace(
                 config, **{k: v for k, v in from_flags.items() if k not in self._explicit}
             )
+        if drops_checkpoints(pbegin.pipeline):
+            raise ValueError(
+                "ReadFromSqs cannot run on the DirectRunner with direct_num_workers other "
+                "than 1: Beam's ParallelBundleManager merges the workers' answers without "
+                "their residuals, so a splittable read stops after its first bundle and a "
+                "bounded read would end early. Use --direct_num_workers=1 (in_memory), or "
+                "Beam's portable runner for worker processes"
+            )
         if self._read.delete_after == "commit" and not finalizes_bundles(pbegin.pipeline):
             raise ValueError(
                 "ReadFromSqs deletes a message once its bundle is committed, and this runner "
@@ -457,3 +465,19 @@ def finalizes_bundles(pipeline: beam.Pipeline) -> bool:
     streaming = options is not None and options.view_as(StandardOptions).streaming
     runner = type(pipeline.runner).__name__
     return not (runner.startswith("Spark") or (runner.startswith("Flink") and not streaming))
+
+
+def drops_checkpoints(pipeline: beam.Pipeline) -> bool:
+    """True for the DirectRunner's engine with several workers: its ParallelBundleManager
+    (apache_beam/runners/portability/fn_api_runner/fn_runner.py) merges the parallel bundles'
+    responses keeping only monitoring infos and errors, so the residuals a splittable DoFn
+    hands back when it checkpoints are dropped (Beam 2.77)."""
+    options = pipeline.options
+    if options is None or type(pipeline.runner).__name__ not in (
+        "DirectRunner",
+        "SwitchingDirectRunner",
+        "FnApiRunner",
+    ):
+        return False
+    workers = options.view_as(DirectOptions).direct_num_workers
+    return workers is not None and workers != 1
