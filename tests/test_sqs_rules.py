@@ -192,15 +192,17 @@ async def test_until_empty_waits_for_the_polls_open_when_one_came_back_empty(
     for i in range(5):
         sync_client.send_message(QueueUrl=queue_url, MessageBody=f"m{i}")
     calls = 0
+    second_open = asyncio.Event()
 
     class EmptyFirst(RecordingClient):
         async def receive_message(self, **kwargs: Any) -> Any:
             nonlocal calls
             calls += 1
             if calls == 1:
-                await asyncio.sleep(0.05)  # both polls are open on SQS by then
+                await asyncio.wait_for(second_open.wait(), timeout=60)  # both polls open
                 return {"Messages": []}
-            await asyncio.sleep(0.5)
+            second_open.set()
+            await asyncio.sleep(0.5)  # the fault: this poll answers late
             return await self.inner.receive_message(**kwargs)
 
     async with SqsReceiver(
