@@ -49,6 +49,7 @@ class Result:
     failed: int
     lost: int
     duplicates: int
+    requests: int = 0  # SendMessageBatch requests the endpoint answered, retries included
     reused_from: str | None = None
 
 
@@ -225,6 +226,7 @@ def run_contender(
         failed=own["failed"],
         lost=lost - own["failed"],
         duplicates=stats["duplicates"],
+        requests=stats.get("requests", 0),
     )
 
 

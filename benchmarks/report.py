@@ -34,8 +34,8 @@ def table(results: list[ScenarioResult]) -> str:
     """A Markdown table: one row per contender per scenario."""
     lines = [
         "| scenario | contender | msgs/s | vs sqs_pyio | vs aiobotocore_raw | theoretical | "
-        "CPU s / 1k msgs | peak RSS MB | delivered / failed / lost (dup) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "CPU s / 1k msgs | requests / 10 msgs | peak RSS MB | delivered / failed / lost (dup) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for outcome in results:
         s = outcome.scenario
@@ -44,6 +44,7 @@ def table(results: list[ScenarioResult]) -> str:
         raw = outcome.results.get("aiobotocore_raw")
         for name, r in outcome.results.items():
             cpu = 1000 * r.cpu_s / r.messages if r.messages else 0
+            per_10 = f"{10 * r.requests / r.messages:.2f}" if r.requests and r.messages else "-"
             reused = (
                 f" (measured in {r.reused_from})"
                 if r.reused_from and r.reused_from != s.name
@@ -53,7 +54,7 @@ def table(results: list[ScenarioResult]) -> str:
                 f"| {s.name} | {name}{reused} | {r.msgs_per_s:,.0f} | "
                 f"{_ratio(r.msgs_per_s, pyio.msgs_per_s if pyio else None)} | "
                 f"{_ratio(r.msgs_per_s, raw.msgs_per_s if raw else None)} | "
-                f"{f'{theoretical:,.0f}' if theoretical else '-'} | {cpu:.3f} | "
+                f"{f'{theoretical:,.0f}' if theoretical else '-'} | {cpu:.3f} | {per_10} | "
                 f"{r.peak_rss_mb:.0f} | {r.delivered} / {r.failed} / {r.lost} ({r.duplicates}) |"
             )
     return "\n".join(lines)
