@@ -24,8 +24,8 @@ from typing import Any
 from ._version import __version__
 from .config import SenderConfig
 from .entries import QueueField, stable_hash
-from .errors import SqsAsyncError, SqsClientError, SqsUnavailableError
-from .producer import ProducerFull, SqsProducer
+from .errors import ProducerFull, SqsAsyncError, SqsClientError, SqsUnavailableError
+from .producer import SqsProducer
 from .receiver import AckResult, ReceivedMessage, ReceiverConfig, SqsReceiver
 from .results import Delivered, Failed, SendResult
 from .retry import RetryPolicy

@@ -9,12 +9,14 @@ The caller's own mistakes (`SenderFault=true`) never change it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
 
 class AdaptiveLimit:
+    """Counts requests in flight against the limit. Plain accounting, no waiting: the
+    dispatcher starts a request only when `has_room()` (see `dispatch`)."""
+
     def __init__(
         self,
         maximum: int,
@@ -29,7 +31,6 @@ class AdaptiveLimit:
         self.limit = float(maximum)
         self.in_flight = 0
         self._clock = clock
-        self._changed = asyncio.Condition()
         self._last_decrease = float("-inf")
         self._reduced_since: float | None = None
         self._reduced_total = 0.0
@@ -40,29 +41,24 @@ class AdaptiveLimit:
         ongoing = 0.0 if self._reduced_since is None else self._clock() - self._reduced_since
         return self._reduced_total + ongoing
 
-    async def acquire(self) -> float:
-        """Wait for a free slot; returns the time the request may be considered sent."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < int(self.limit))
-            self.in_flight += 1
+    def has_room(self) -> bool:
+        return self.in_flight < int(self.limit)
+
+    def acquire(self) -> float:
+        """Count a request as started; returns the time it may be considered sent."""
+        self.in_flight += 1
         return self._clock()
 
-    async def release(self) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            self._changed.notify()  # one slot freed: wake one waiter, not all of them
+    def release(self) -> None:
+        self.in_flight -= 1
 
-    async def succeeded(self) -> None:
+    def succeeded(self) -> None:
         if not self.adaptive or self.limit >= self.maximum:
             return
-        async with self._changed:
-            slots = int(self.limit)
-            self.limit = min(self.maximum, self.limit + 1 / self.limit)
-            if self.limit >= self.maximum and self._reduced_since is not None:
-                self._reduced_total += self._clock() - self._reduced_since
-                self._reduced_since = None
-            if int(self.limit) > slots:
-                self._changed.notify()  # a new slot opened
+        self.limit = min(self.maximum, self.limit + 1 / self.limit)
+        if self.limit >= self.maximum and self._reduced_since is not None:
+            self._reduced_total += self._clock() - self._reduced_since
+            self._reduced_since = None
 
     def congested(self, sent_at: float) -> None:
         """A request sent at `sent_at` was throttled or met a 5xx."""

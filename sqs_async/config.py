@@ -6,11 +6,11 @@ itself on construction. Secrets are kept out of `repr`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
+from .checks import check_number, check_queue
 from .retry import RetryPolicy
 
 # SQS accepts up to 1 MiB per message and per SendMessageBatch request (since 2025). A queue's
@@ -45,9 +45,7 @@ class ConnectionConfig:
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+            check_number(name, getattr(self, name), above=0)
 
     @classmethod
     def merge(cls, config: Self | None, settings: dict[str, Any]) -> Self:
@@ -120,17 +118,16 @@ class SenderConfig(ConnectionConfig):
             and (not isinstance(group_id, str) or not group_id)
         ):
             raise ValueError(f"message_group_id must be a str or a function, got {group_id!r}")
-        check_int("fifo_messages_per_group", self.fifo_messages_per_group, 1, 10)
-        rate = self.fifo_requests_per_second
-        if rate is not None and (
-            isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
-        ):
-            raise ValueError(f"fifo_requests_per_second must be > 0 or None, got {rate!r}")
+        check_number(
+            "fifo_messages_per_group", self.fifo_messages_per_group, low=1, high=10, integer=True
+        )
+        if self.fifo_requests_per_second is not None:
+            check_number("fifo_requests_per_second", self.fifo_requests_per_second, above=0)
         object.__setattr__(self, "retry", with_max_trials(self.retry, self.max_trials))
-        check_int("max_in_flight", self.max_in_flight)
-        check_int("max_request_bytes", self.max_request_bytes)
+        check_number("max_in_flight", self.max_in_flight, low=1, integer=True)
+        check_number("max_request_bytes", self.max_request_bytes, low=1, integer=True)
         if self.max_message_bytes is not None:
-            check_int("max_message_bytes", self.max_message_bytes)
+            check_number("max_message_bytes", self.max_message_bytes, low=1, integer=True)
             if self.max_message_bytes > self.max_request_bytes:
                 raise ValueError(
                     f"max_message_bytes ({self.max_message_bytes}) cannot exceed "
@@ -153,45 +150,6 @@ class SenderConfig(ConnectionConfig):
         if isinstance(field_name, str):
             return f"the queue in each record's {field_name!r} field"
         return f"the queue given by {getattr(queue, '__qualname__', repr(queue))}"
-
-
-def check_queue(
-    queue_url: object, queue_name: object, owner_account_id: object, *, functions: bool
-) -> None:
-    """Exactly one of `queue_url` and `queue_name`: a non-empty str (or, with `functions`, a
-    function of the record); an owner account (12 digits) only with a name."""
-    if (queue_url is None) == (queue_name is None):
-        raise ValueError("give exactly one of queue_url and queue_name")
-    for name, value in (("queue_url", queue_url), ("queue_name", queue_name)):
-        if value is None or (functions and callable(value)):
-            continue
-        if not isinstance(value, str) or not value:
-            kinds = (
-                "a non-empty str or a function of the record" if functions else "a non-empty str"
-            )
-            raise ValueError(f"{name} must be {kinds}, got {value!r}")
-    if owner_account_id is None:
-        return
-    if not isinstance(owner_account_id, str) or not re.fullmatch(r"[0-9]{12}", owner_account_id):
-        raise ValueError(
-            f"queue_owner_account_id must be a 12-digit AWS account id, got {owner_account_id!r}"
-        )
-    if queue_url is not None:
-        raise ValueError(
-            "queue_owner_account_id goes with queue_name; a queue URL names its account already"
-        )
-
-
-def check_int(name: str, value: object, low: int = 1, high: int | None = None) -> None:
-    """`value` is an int (not a bool) from `low` to `high` (no upper bound when None)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        bounds = f">= {low}" if high is None else f"from {low} to {high}"
-        raise ValueError(f"{name} must be an int {bounds}, got {value!r}")
 
 
 def with_max_trials(retry: RetryPolicy, max_trials: int | None) -> RetryPolicy:

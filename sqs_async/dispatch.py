@@ -1,20 +1,22 @@
-"""Sends batches to one queue: bounded concurrency, retries of only what failed, and an outcome
-for every message.
+"""Drains a sender's accumulators: bounded concurrency, retries of only what failed, and an
+outcome for every message, back through its `Ledger`.
 
-This is the single place where concurrency is bounded, twice:
+This is the one place where concurrency is bounded: at most `max_in_flight` SendMessageBatch
+calls at once, fewer while SQS throttles (`AdaptiveLimit`, unless `adaptive` is off). A slot is
+held for the call only. `pump` starts a request whenever a slot is free and an accumulator has
+a batch that should go (see `accumulator`); it runs when an entry arrives, a feeder lets go,
+a request ends or a backoff passes, so there is no loop to wake and nothing to poll. A queue
+may also have a request rate cap (FIFO queues below high throughput).
 
-* requests: at most `max_in_flight` SendMessageBatch calls at once (a slot is held for the
-  call only, not while a batch backs off before a retry), fewer while SQS throttles
-  (`AdaptiveLimit`, unless `adaptive` is off);
-* batches: `submit` waits until fewer than `2 * max_in_flight` batches are alive (in flight or
-  backing off), so input is read only as fast as it is sent, and throttling, which keeps
-  batches alive longer, slows down intake instead of piling up requests.
+A failed entry does not retry in a request of its own: the retry policy (tenacity's wait and
+stop, `RetryPolicy.backoff`) says how long it waits, and after that it goes back into its
+queue's accumulator and leaves with the next request that has room, beside fresh messages.
+Entries failing together with the same attempt count wait together (one timer).
 
-The first attempt of a batch is made directly; a tenacity `AsyncRetrying` is built only for a
-batch that has something to retry, which most never do.
-
-One dispatcher serves every queue a sender writes to (its bounds are the client's); a batch
-names its queue. A queue may also have a request rate cap (`limit_rate`, for FIFO queues).
+Outcomes: each entry's `Delivered` or `Failed`, with the counters of the requests it was in,
+goes to its ledger's `absorb`; a queue that refuses for good goes to the ledger's `refuse`.
+If a request's task itself dies (a bug), its entries fail with the error's name: nothing is
+left unaccounted for.
 """
 
 from __future__ import annotations
@@ -23,17 +25,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from aiolimiter import AsyncLimiter
-from tenacity import RetryCallState
 
-from .batching import Batch
+from .accumulator import Accumulator, Entry, FifoAccumulator, Ledger
 from .client import SqsClient
 from .concurrency import AdaptiveLimit
-from .errors import SqsClientError, refusal
-from .fifo import halted
-from .results import Delivered, Failed, SendResult
+from .errors import DEADLINE_EXCEEDED, refusal
+from .responses import EntryError, read_answer, wire_id
+from .results import Failed, SendResult
 from .retry import (
     FailureKind,
     RetryPolicy,
@@ -44,373 +46,380 @@ from .retry import (
     is_throttling_entry,
     may_have_been_accepted,
 )
-from .validation import OutgoingMessage
+from .validation import QueueTraits
 
 log = logging.getLogger("sqs_async")
 
-# Code for an entry that SQS listed neither as successful nor as failed (retried).
-MISSING_RESULT = "MissingResult"
-# Code for a message still unsent when its send's deadline passed.
-DEADLINE_EXCEEDED = "DeadlineExceeded"
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A message still on its way, with what happened on its last attempt."""
-
-    message: OutgoingMessage
-    attempts: int = 0
-    code: str = ""
-    reason: str = ""
-    maybe_sent: bool = False  # the last attempt may have reached SQS
-    accepted: bool = False  # SQS listed it as successful
-
-    def failed(self, *, sender_fault: bool) -> Failed:
-        return Failed(
-            record=self.message.record,
-            index=self.message.index,
-            code=self.code,
-            message=self.reason,
-            sender_fault=sender_fault,
-            attempts=self.attempts,
-        )
-
-
-# What a caller does with a batch whose queue refused the request for good (dynamic routing
-# fails the batch's records instead of the whole send).
-OnFatal = Callable[[SqsClientError, Batch], SendResult]
-# Told of the messages each attempt delivered, before the batch's retries end (FIFO groups
-# move on as soon as their message is in).
-OnDelivered = Callable[[list[Delivered]], None]
-
 
 class Dispatcher:
-    """Runs SendMessageBatch calls on one client; `queue_url` is the default queue."""
+    """Sends the entries of every queue a sender writes to, on one client."""
 
     def __init__(
         self,
         *,
         client: SqsClient,
-        queue_url: str | None,
         policy: RetryPolicy,
         max_in_flight: int,
-        adaptive: bool = True,
+        max_request_bytes: int,
         request_timeout: float,
         sleep: Sleep,
+        adaptive: bool = True,
+        fifo_messages_per_group: int = 1,
+        fifo_requests_per_second: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._queue_url = queue_url
         self._policy = policy
         self.limit = AdaptiveLimit(max_in_flight, adaptive=adaptive, clock=clock)
-        self._batches = asyncio.Semaphore(2 * max_in_flight)
+        self._max_request_bytes = max_request_bytes
         self._request_timeout = request_timeout
         self._sleep = sleep
         self._clock = clock
+        self._per_group = fifo_messages_per_group
+        self._fifo_rate = fifo_requests_per_second
+        self._accumulators: dict[str, Accumulator] = {}
         self._rates: dict[str, AsyncLimiter] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._rate_timer: asyncio.TimerHandle | None = None
 
     def now(self) -> float:
         return self._clock()
 
-    def _queue(self, queue_url: str | None) -> str:
-        queue = queue_url or self._queue_url
-        if queue is None:
-            raise ValueError("this dispatcher has no default queue: name the batch's queue_url")
-        return queue
+    def accumulator(self, queue_url: str, traits: QueueTraits) -> Accumulator:
+        """The accumulator of `queue_url`, made on first use."""
+        found = self._accumulators.get(queue_url)
+        if found is not None:
+            return found
+        made: Accumulator
+        if traits.fifo:
+            made = FifoAccumulator(
+                queue_url,
+                traits,
+                max_request_bytes=self._max_request_bytes,
+                per_group=self._per_group,
+            )
+            if not traits.high_throughput and self._fifo_rate is not None:
+                self._rates[queue_url] = AsyncLimiter(self._fifo_rate, 1.0)
+        else:
+            made = Accumulator(queue_url, traits, max_request_bytes=self._max_request_bytes)
+        self._accumulators[queue_url] = made
+        return made
 
-    def limit_rate(self, queue_url: str, per_second: float) -> None:
-        """Start at most `per_second` requests a second to `queue_url` (a FIFO queue's quota)."""
-        if queue_url not in self._rates:
-            self._rates[queue_url] = AsyncLimiter(per_second, 1.0)
+    def add(self, accumulator: Accumulator, entry: Entry) -> None:
+        if accumulator.add(entry):
+            self.pump()
 
-    async def submit(
-        self,
-        batch: Batch,
-        group: asyncio.TaskGroup,
-        deadline_at: float | None = None,
-        *,
-        queue_url: str | None = None,
-        on_fatal: OnFatal | None = None,
-        on_delivered: OnDelivered | None = None,
-        ordered_groups: bool = False,
-    ) -> asyncio.Task[SendResult]:
-        """Wait until a batch may start, then send `batch` as a task of `group`.
+    def let_go(self, accumulator: Accumulator) -> None:
+        """A feeder will add nothing more for now: a partly filled batch may go."""
+        accumulator.let_go()
+        if not accumulator.holders:
+            self.pump()
 
-        Without `on_fatal`, a queue refusing the request for good raises `SqsClientError`
-        from the task; with it, the task returns `on_fatal(error, batch)`.
-        """
-        await self._batches.acquire()
-        try:
-            task = group.create_task(
-                self._send(
-                    batch,
-                    deadline_at,
-                    self._queue(queue_url),
-                    on_fatal,
-                    on_delivered,
-                    ordered_groups,
+    def pump(self) -> None:
+        """Start requests while a slot is free and some accumulator has a batch to send."""
+        limit = self.limit
+        while limit.has_room():
+            for queue_url, accumulator in self._accumulators.items():
+                rate = self._rates.get(queue_url)
+                if rate is not None and not rate.has_capacity():
+                    self._pump_later(1 / rate.max_rate)
+                    continue
+                entries = accumulator.take()
+                if entries:
+                    break
+            else:
+                return
+            if len(self._accumulators) > 1:  # the next pump starts with another queue
+                self._accumulators[queue_url] = self._accumulators.pop(queue_url)
+            if any(not entry.ledger.live for entry in entries):
+                entries = self._drop_dead(accumulator, entries)
+                if not entries:
+                    continue
+            sent_at = limit.acquire()
+            task = asyncio.get_running_loop().create_task(
+                self._request(accumulator, entries, sent_at)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(partial(self._request_done, entries=entries))
+
+    def expire(self, ledger: Ledger) -> None:
+        """`ledger`'s deadline passed: its waiting entries fail with `DeadlineExceeded`."""
+        ledger.live, ledger.expired = False, True
+        for accumulator in self._accumulators.values():
+            gone = accumulator.remove(ledger.owns)
+            if gone:
+                ledger.absorb(SendResult(failed=[entry.too_late() for entry in gone]))
+
+    def abandon(self, ledger: Ledger) -> None:
+        """`ledger`'s call ended early: its waiting entries are dropped, unsent."""
+        ledger.live = False
+        for accumulator in self._accumulators.values():
+            accumulator.remove(ledger.owns)
+        self.pump()
+
+    async def close(self) -> None:
+        """Stop every request and backoff timer (their callers have given up on them)."""
+        if self._rate_timer is not None:
+            self._rate_timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _pump_later(self, delay: float) -> None:
+        if self._rate_timer is None:
+
+            def pump() -> None:
+                self._rate_timer = None
+                self.pump()
+
+            self._rate_timer = asyncio.get_running_loop().call_later(delay, pump)
+
+    def _drop_dead(self, accumulator: Accumulator, entries: list[Entry]) -> list[Entry]:
+        """Entries whose ledger is no longer live leave the request (they came back from a
+        backoff after their deadline or their call's end)."""
+        dead = [entry for entry in entries if not entry.ledger.live]
+        halted, _ = accumulator.settle(dead, set(), dead)
+        for entry in dead:
+            entry.ledger.absorb(SendResult(failed=[entry.too_late()]))
+        for entry, failed in halted:
+            entry.ledger.absorb(SendResult(failed=[failed]))
+        return [entry for entry in entries if entry.ledger.live]
+
+    def _request_done(self, task: asyncio.Task[None], entries: list[Entry]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            return
+        # A bug, not an SQS answer: fail what the request carried rather than lose it.
+        log.error("a SendMessageBatch task failed", exc_info=error)
+        for entry in entries:
+            entry.ledger.absorb(
+                SendResult(
+                    failed=[
+                        entry.failed(
+                            sender_fault=False,
+                            code=type(error).__name__,
+                            reason=f"the engine failed while sending: {error}",
+                        )
+                    ]
                 )
             )
-        except BaseException:
-            self._batches.release()
-            raise
-        # A callback, not `finally`: a task cancelled before it starts never runs its body.
-        task.add_done_callback(lambda _: self._batches.release())
-        return task
-
-    async def _send(
-        self,
-        batch: Batch,
-        deadline_at: float | None,
-        queue_url: str,
-        on_fatal: OnFatal | None,
-        on_delivered: OnDelivered | None,
-        ordered_groups: bool,
-    ) -> SendResult:
-        try:
-            return await self.send_batch(
-                batch.messages,
-                deadline_at,
-                queue_url=queue_url,
-                on_delivered=on_delivered,
-                ordered_groups=ordered_groups,
-            )
-        except SqsClientError as error:
-            if on_fatal is None:
-                raise
-            return on_fatal(error, batch)
-
-    async def send_batch(
-        self,
-        messages: list[OutgoingMessage],
-        deadline_at: float | None = None,
-        *,
-        queue_url: str | None = None,
-        on_delivered: OnDelivered | None = None,
-        ordered_groups: bool = False,
-    ) -> SendResult:
-        """Send `messages` with retries; every one ends delivered or failed in the result.
-
-        No retry starts after `deadline_at` (a `now()` time): what is left then fails with
-        `DeadlineExceeded`. Raises `SqsClientError` when the queue refuses every request.
-        `on_delivered` hears of each attempt's deliveries as they happen. With
-        `ordered_groups` (a FIFO batch holding several messages of a group), a message that
-        fails for good stops the later messages of its group in the batch: they fail with
-        `PrecedingMessageFailed` instead of being sent after it.
-        """
-        report = SendResult()
-        queue = self._queue(queue_url)
-        announced = 0
-        groups = (
-            {m.index: m.fields.get("MessageGroupId") for m in messages} if ordered_groups else {}
-        )
-
-        async def attempt(entries: list[_Pending]) -> list[_Pending]:
-            """One request; tells `on_delivered`; returns what is worth another attempt."""
-            nonlocal announced
-            left = await self._request(queue, entries, report, ordered_groups)
-            if on_delivered is not None and len(report.delivered) > announced:
-                on_delivered(report.delivered[announced:])
-                announced = len(report.delivered)
-            return _halt_behind_failures(left, report, groups) if ordered_groups else left
-
-        pending = await attempt([_Pending(message) for message in messages])
-
-        async def retry() -> list[_Pending]:
-            nonlocal pending
-            report.retried += len(pending)
-            pending = await attempt(pending)
-            return pending
-
-        def give_up(state: RetryCallState | None = None) -> list[_Pending]:
-            next_attempt_at = self.now() + (state.upcoming_sleep if state else 0)
-            if deadline_at is not None and next_attempt_at >= deadline_at:
-                for p in pending:
-                    p.reason = f"deadline passed before a retry; last: {p.code}: {p.reason}"
-                    p.code = DEADLINE_EXCEEDED
-            report.failed.extend(p.failed(sender_fault=False) for p in pending)
-            return []
-
-        if pending and self._policy.max_trials > 1:
-            retrying = self._policy.retrying(
-                sleep=self._sleep, on_give_up=give_up, deadline_at=deadline_at, clock=self._clock
-            )
-            await retrying(retry)
-        elif pending:
-            give_up()
-        log.debug(
-            "batch of %d: %d delivered, %d failed, %d requests",
-            len(messages),
-            len(report.delivered),
-            len(report.failed),
-            report.requests,
-        )
-        return report
 
     async def _request(
-        self,
-        queue_url: str,
-        pending: list[_Pending],
-        report: SendResult,
-        ordered_groups: bool = False,
-    ) -> list[_Pending]:
-        """One SendMessageBatch call; returns the entries worth another attempt."""
-        entries = [{"Id": str(i), **p.message.fields} for i, p in enumerate(pending)]
-        for p in pending:
-            p.attempts += 1
-            if p.maybe_sent:
-                report.possible_duplicates += 1
-                p.maybe_sent = False
-        report.requests += 1
-        rate = self._rates.get(queue_url)
+        self, accumulator: Accumulator, entries: list[Entry], sent_at: float
+    ) -> None:
+        """One request slot's work: a SendMessageBatch call (and, when SQS refuses the
+        request for its content, one call per entry)."""
+        try:
+            await self._call(accumulator, entries, sent_at)
+        finally:
+            self.limit.release()
+            self.pump()
+
+    async def _call(self, accumulator: Accumulator, entries: list[Entry], sent_at: float) -> bool:
+        """One SendMessageBatch call and its outcomes; True if an entry failed for good."""
+        parts: dict[Ledger, SendResult] = {}
+        for entry in entries:
+            part = parts.get(entry.ledger)
+            if part is None:
+                part = parts[entry.ledger] = SendResult(requests=1)
+            entry.attempts += 1
+            if entry.attempts > 1:
+                part.retried += 1
+            if entry.maybe_sent:
+                part.possible_duplicates += 1
+                entry.maybe_sent = False
+        rate = self._rates.get(accumulator.queue_url)
         if rate is not None:
             await rate.acquire()
-        sent_at = await self.limit.acquire()
+        wire = [{"Id": wire_id(i), **entry.fields} for i, entry in enumerate(entries)]
+        started = self._clock()
         try:
             async with asyncio.timeout(self._request_timeout):
                 response = await self._client.send_message_batch(
-                    QueueUrl=queue_url, Entries=entries
+                    QueueUrl=accumulator.queue_url, Entries=wire
                 )
         except Exception as exc:
             error: Exception | None = exc
         else:
             error = None
-        finally:
-            await self.limit.release()
-            report.latencies.append(self._clock() - sent_at)
+        latency = self._clock() - started
+        for part in parts.values():
+            part.latencies.append(latency)
         if error is not None:
-            if is_congestion(error):
-                self.limit.congested(sent_at)
-            return await self._request_failed(queue_url, error, pending, report, ordered_groups)
-        retry = self._sort_entries(response, pending, report)
-        if ordered_groups and len(pending) > 1:
-            report.reordered += _overtaken(pending)
-        if any(is_throttling_entry(p.code) for p in retry):
+            return await self._call_failed(accumulator, entries, error, sent_at, parts)
+        delivered: set[Entry] = set()
+        rejected: list[Entry] = []
+        retry: list[Entry] = []
+        throttled = False
+        for entry, answer in zip(entries, read_answer(response, len(entries)), strict=True):
+            if isinstance(answer, EntryError):
+                entry.code, entry.reason = answer.code, answer.reason
+                if answer.sender_fault:
+                    rejected.append(entry)
+                    continue
+                retry.append(entry)
+                if is_throttling_entry(answer.code):
+                    throttled = True
+                    parts[entry.ledger].throttled += 1
+                continue
+            delivered.add(entry)
+            part = parts[entry.ledger]
+            part.delivered.append(entry.delivered(str(answer.get("MessageId")), _text(answer)))
+            part.delivered_count += 1
+            part.bytes_delivered += entry.size
+        if throttled:
             self.limit.congested(sent_at)
         else:
-            await self.limit.succeeded()
-        return retry
+            self.limit.succeeded()
+        return self._conclude(accumulator, entries, delivered, rejected, retry, parts)
 
-    async def _request_failed(
+    async def _call_failed(
         self,
-        queue_url: str,
-        exc: Exception,
-        pending: list[_Pending],
-        report: SendResult,
-        ordered_groups: bool,
-    ) -> list[_Pending]:
-        kind = classify(exc)
-        code = error_code(exc)
-        reason = str(exc) or type(exc).__name__
+        accumulator: Accumulator,
+        entries: list[Entry],
+        error: Exception,
+        sent_at: float,
+        parts: dict[Ledger, SendResult],
+    ) -> bool:
+        """The whole request failed: refused for good, refused for its content, or not
+        carried out (throttling, 5xx, timeout, connection)."""
+        if is_congestion(error):
+            self.limit.congested(sent_at)
+        kind = classify(error)
+        code = error_code(error)
         if kind is FailureKind.FATAL:
-            raise refusal(exc, code, queue_url) from exc
-        if kind is FailureKind.REJECTED and len(pending) > 1:
-            # The request as a whole was refused for its content: send each entry on its own,
-            # so that one bad message cannot fail its neighbours.
-            log.debug("request rejected (%s); isolating %d entries", code, len(pending))
-            retry: list[_Pending] = []
-            groups = {p.message.index: p.message.fields.get("MessageGroupId") for p in pending}
-            for p in pending:
-                if ordered_groups and not _halt_behind_failures([p], report, groups):
-                    continue  # an earlier message of its group failed for good
-                retry += await self._request(queue_url, [p], report)
-            return retry
-        for p in pending:
-            p.code, p.reason = code, reason
+            self._refused(accumulator, entries, refusal(error, code, accumulator.queue_url), parts)
+            return True
+        if kind is FailureKind.REJECTED and len(entries) > 1:
+            # Refused for its content: each entry goes on its own, so that one bad message
+            # cannot fail its neighbours.
+            log.debug("request rejected (%s); isolating %d entries", code, len(entries))
+            self._absorb(parts)
+            stopped: dict[object, str] = {}  # FIFO group -> why: its later entries stay
+            for entry in entries:
+                group = entry.fields.get("MessageGroupId") if accumulator.fifo else None
+                if group in stopped:
+                    self._halt(accumulator, entry, stopped[group])
+                elif (
+                    entry.ledger.live
+                    and await self._call(accumulator, [entry], self._clock())
+                    and group is not None
+                ):
+                    stopped[group] = f"message #{entry.message.index} failed ({entry.code})"
+            return False
+        for entry in entries:
+            entry.code, entry.reason = code, str(error) or type(error).__name__
         if kind is FailureKind.REJECTED:
-            report.failed.extend(p.failed(sender_fault=True) for p in pending)
-            return []
+            return self._conclude(accumulator, entries, set(), entries, [], parts)
         if kind is FailureKind.THROTTLED:
-            report.throttled += 1
-        if may_have_been_accepted(exc):
-            for p in pending:
-                p.maybe_sent = True
-        log.debug("request failed (%s), %d entries to retry", code, len(pending))
-        return pending
+            for part in parts.values():
+                part.throttled += 1
+        if may_have_been_accepted(error):
+            for entry in entries:
+                entry.maybe_sent = True
+        log.debug("request failed (%s), %d entries to retry", code, len(entries))
+        return self._conclude(accumulator, entries, set(), [], entries, parts)
 
-    def _sort_entries(
-        self, response: dict[str, object], pending: list[_Pending], report: SendResult
-    ) -> list[_Pending]:
-        by_id = {str(i): p for i, p in enumerate(pending)}
-        for entry in _entries(response, "Successful"):
-            p = by_id.pop(str(entry.get("Id")), None)
-            if p is not None:
-                p.accepted = True
-                report.delivered.append(
-                    Delivered(
-                        record=p.message.record,
-                        index=p.message.index,
-                        message_id=str(entry.get("MessageId")),
-                        attempts=p.attempts,
-                        sequence_number=_optional_str(entry.get("SequenceNumber")),
-                    )
+    def _conclude(
+        self,
+        accumulator: Accumulator,
+        request: list[Entry],
+        delivered: set[Entry],
+        rejected: list[Entry],
+        retry: list[Entry],
+        parts: dict[Ledger, SendResult],
+    ) -> bool:
+        """Fail what failed for good, schedule the retries, report every outcome; True if
+        something failed for good."""
+        waits: dict[tuple[int, float | None], float | None] = {}
+        later: dict[float, list[Entry]] = {}
+        gave_up: list[Entry] = []
+        for entry in retry:
+            key = (entry.attempts, entry.ledger.deadline_at)
+            if key not in waits:
+                waits[key] = self._policy.backoff(
+                    entry.attempts, deadline_at=key[1], clock=self._clock
                 )
-                report.delivered_count += 1
-                report.bytes_delivered += p.message.size
-        retry = []
-        for entry in _entries(response, "Failed"):
-            p = by_id.pop(str(entry.get("Id")), None)
-            if p is None:
-                continue
-            p.code = str(entry.get("Code") or "Unknown")
-            p.reason = str(entry.get("Message") or "")
-            if entry.get("SenderFault"):
-                report.failed.append(p.failed(sender_fault=True))
+            wait = waits[key]
+            if wait is None or not entry.ledger.live:
+                gave_up.append(entry)
             else:
-                retry.append(p)
-                if is_throttling_entry(p.code):
-                    report.throttled += 1
-        for p in by_id.values():
-            p.code = MISSING_RESULT
-            p.reason = "the response listed this entry neither as successful nor as failed"
-            retry.append(p)
-        return retry
+                later.setdefault(wait, []).append(entry)
+        halted, reordered = accumulator.settle(request, delivered, rejected + gave_up)
+        for entry in rejected:
+            parts[entry.ledger].failed.append(entry.failed(sender_fault=True))
+        for entry in gave_up:
+            parts[entry.ledger].failed.append(self._given_up(entry))
+        stopped = set()
+        for entry, failed in halted:
+            stopped.add(entry)
+            parts.setdefault(entry.ledger, SendResult()).failed.append(failed)
+        if reordered:
+            log.debug("%d FIFO group(s) overtaken within a request: out of order", reordered)
+            parts[request[0].ledger].reordered += reordered
+        for wait, entries in later.items():
+            if stopped:
+                entries = [entry for entry in entries if entry not in stopped]
+            if entries:
+                self._back_off(accumulator, entries, wait)
+        self._absorb(parts)
+        return bool(rejected or gave_up)
+
+    def _halt(self, accumulator: Accumulator, entry: Entry, why: str) -> None:
+        """`entry` is not sent: an earlier entry of its FIFO group failed for good."""
+        halted, _ = accumulator.settle([entry], set(), [entry])
+        entry.ledger.absorb(SendResult(failed=[entry.halted(why)]))
+        for follower, failed in halted:
+            follower.ledger.absorb(SendResult(failed=[failed]))
+
+    def _given_up(self, entry: Entry) -> Failed:
+        if entry.attempts < self._policy.max_trials:  # stopped by the deadline
+            return entry.failed(
+                sender_fault=False,
+                code=DEADLINE_EXCEEDED,
+                reason=f"deadline passed before a retry; last: {entry.code}: {entry.reason}",
+            )
+        return entry.failed(sender_fault=False)
+
+    def _refused(
+        self,
+        accumulator: Accumulator,
+        request: list[Entry],
+        error: Any,
+        parts: dict[Ledger, SendResult],
+    ) -> None:
+        """The queue refused a request for good: each ledger in it decides what that means
+        for its messages to that queue (see `Ledger.refuse`)."""
+        ledgers = list(parts)
+        waiting = {ledger: accumulator.remove(ledger.owns) for ledger in ledgers}
+        halted, _ = accumulator.settle(request, set(), request)
+        self._absorb(parts)
+        for entry, failed in halted:
+            entry.ledger.absorb(SendResult(failed=[failed]))
+        for ledger in ledgers:
+            mine = [entry for entry in request if entry.ledger is ledger]
+            ledger.refuse(error, accumulator.queue_url, mine + waiting[ledger])
+
+    def _back_off(self, accumulator: Accumulator, entries: list[Entry], wait: float) -> None:
+        async def later() -> None:
+            await self._sleep(wait)
+            accumulator.requeue(entries)
+            self.pump()
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._request_done, entries=entries))
+
+    @staticmethod
+    def _absorb(parts: dict[Ledger, SendResult]) -> None:
+        for ledger, part in parts.items():
+            ledger.absorb(part)
+        parts.clear()
 
 
-def _halt_behind_failures(
-    pending: list[_Pending], report: SendResult, groups: dict[int, object]
-) -> list[_Pending]:
-    """`pending` without the messages whose group has an earlier message among the batch's
-    failures (`groups`: the batch's message indices to their group); those fail with
-    `PrecedingMessageFailed` (see `fifo`)."""
-    first_failure: dict[object, int] = {}
-    for failed in report.failed:
-        group = groups.get(failed.index)
-        if group is not None and failed.index < first_failure.get(group, failed.index + 1):
-            first_failure[group] = failed.index
-    keep = []
-    for p in pending:
-        group = p.message.fields.get("MessageGroupId")
-        if group in first_failure and p.message.index > first_failure[group]:
-            report.failed.append(halted(p.message, f"message #{first_failure[group]} failed"))
-        else:
-            keep.append(p)
-    return keep
-
-
-def _overtaken(request: list[_Pending]) -> int:
-    """Entries of a request that did not reach SQS while a later entry of their message group
-    did: possible only with several messages of a FIFO group in one request."""
-    overtaken = 0
-    waiting: set[object] = set()  # groups with an earlier entry that did not reach SQS
-    for p in request:
-        group = p.message.fields.get("MessageGroupId")
-        if group is None:
-            continue
-        if not p.accepted:
-            waiting.add(group)
-        elif group in waiting:
-            overtaken += 1
-            waiting.discard(group)
-    if overtaken:
-        log.debug("%d FIFO group(s) overtaken within a request: out of order in SQS", overtaken)
-    return overtaken
-
-
-def _entries(response: dict[str, object], key: str) -> list[dict[str, object]]:
-    entries = response.get(key) or []
-    return entries if isinstance(entries, list) else []
-
-
-def _optional_str(value: object) -> str | None:
+def _text(answer: Any) -> str | None:
+    value = answer.get("SequenceNumber")
     return None if value is None else str(value)

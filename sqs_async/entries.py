@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .validation import INVALID_RECORD, Rejection
+from .errors import INVALID_RECORD
+from .validation import Rejection
 
 RecordFunction = Callable[[Any], Any]
 

@@ -9,10 +9,15 @@ conditions under which no message of the send can succeed::
      |                          denied, credentials are missing or wrong (`.code` holds the
      |                          AWS error code); retrying will not help
      +-- SqsUnavailableError    SQS could not be reached for a call the sender cannot do
-                                without (resolving a queue name), after every attempt;
-                                retrying later may help
+     |                          without (resolving a queue name), after every attempt;
+     |                          retrying later may help
+     +-- ProducerFull           `SqsProducer.put_nowait` found no room; retry after some
+                                messages resolve
 
 Bad configuration raises the standard `ValueError` / `TypeError` at construction.
+
+The codes below are those of `Failed` results the engine gives itself; a message that SQS
+refused carries SQS's own code (`InternalError`, `KMS.ThrottlingException`, ...).
 """
 
 from __future__ import annotations
@@ -54,29 +59,67 @@ class SqsUnavailableError(SqsAsyncError):
     retryable = True
 
 
+class ProducerFull(SqsAsyncError):
+    """`put_nowait` found `max_buffered` messages waiting; retry after some resolve."""
+
+    retryable = True
+
+
+# Refused by validation, before any request (the message can never be accepted as it is).
+INVALID_RECORD = "InvalidRecord"  # a record function failed, or the record is no message
+INVALID_BODY = "InvalidMessageBody"
+INVALID_CHARACTERS = "InvalidMessageContents"
+MESSAGE_TOO_LONG = "MessageTooLong"
+INVALID_ATTRIBUTES = "InvalidMessageAttributes"
+INVALID_DELAY = "InvalidDelaySeconds"
+INVALID_FIFO_FIELDS = "InvalidFifoFields"
+# An entry SQS listed neither as successful nor as failed (retried like a transient failure).
+MISSING_RESULT = "MissingResult"
+# Not sent, or not confirmed, before the send's deadline.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+# Not sent: an earlier message of its FIFO group failed, and sending it would break the order.
+PRECEDING_MESSAGE_FAILED = "PrecedingMessageFailed"
+# The producer closed before SQS confirmed the message (it may or may not have been delivered).
+CLOSED_BEFORE_CONFIRMATION = "ClosedBeforeConfirmation"
+
+
+# What each SQS call needs: the hint of an access error names the permission.
+_PERMISSION = {
+    "send": "sqs:SendMessage (and sqs:GetQueueUrl for a queue name)",
+    "receive": "sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility (and "
+    "sqs:GetQueueUrl for a queue name)",
+}
+_NO_QUEUE = "check the queue name or URL, the region and the endpoint"
 _HINTS = {
-    "AWS.SimpleQueueService.NonExistentQueue": "check the queue name or URL, the region and "
-    "the endpoint",
-    "QueueDoesNotExist": "check the queue name or URL, the region and the endpoint",
-    "AccessDenied": "the credentials in use need sqs:SendMessage (and sqs:GetQueueUrl for a "
-    "queue name) on this queue",
-    "AccessDeniedException": "the credentials in use need sqs:SendMessage (and sqs:GetQueueUrl "
-    "for a queue name) on this queue",
+    "AWS.SimpleQueueService.NonExistentQueue": _NO_QUEUE,
+    "QueueDoesNotExist": _NO_QUEUE,
     "NoCredentialsError": "no AWS credentials were found: configure the standard AWS chain "
     "(environment, ~/.aws, instance or task role) or pass them explicitly",
     "NoRegionError": "no AWS region was found: set region_name or AWS_DEFAULT_REGION",
 }
+_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 
 
-def refusal(exc: BaseException, code: str, queue: str, *, retryable: bool = False) -> SqsAsyncError:
-    """The error to raise when `queue` refused a call with `exc` (AWS error code `code`)."""
+def refusal(
+    exc: BaseException,
+    code: str,
+    queue: str,
+    *,
+    work: str = "send",
+    retryable: bool = False,
+) -> SqsAsyncError:
+    """The error to raise when `queue` refused a call with `exc` (AWS error code `code`);
+    `work` ("send" or "receive") says which permissions an access error points to."""
     kind = SqsUnavailableError if retryable else SqsClientError
     response = getattr(exc, "response", None)
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
-    return kind(explain(code, str(exc), queue), code, status)
+    return kind(explain(code, str(exc), queue, work=work), code, status)
 
 
-def explain(code: str, detail: str, queue: str) -> str:
+def explain(code: str, detail: str, queue: str, *, work: str = "send") -> str:
     """A message a person can act on for a failure that affects the whole queue."""
-    hint = _HINTS.get(code, "check the credentials, the region and the queue")
+    if code in _ACCESS_DENIED:
+        hint = f"the credentials in use need {_PERMISSION[work]} on this queue"
+    else:
+        hint = _HINTS.get(code, "check the credentials, the region and the queue")
     return f"SQS refused requests to {queue}: {code}: {detail} ({hint})"

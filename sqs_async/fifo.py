@@ -3,54 +3,61 @@
 SQS keeps a FIFO group in the order in which it accepts the group's messages. Retries break
 that order in two ways: two requests with messages of one group in flight at once, and one
 request in which SQS fails a group's first message but accepts its second. So a group has at
-most one request on its way, and by default one message in it (`per_group=1`): a group's next
-message waits until the one before it is delivered. Different groups go in parallel, ten per
+most one request's worth of messages on its way, and by default one message (`per_group=1`):
+a group's next message waits until the one before it is delivered or has failed for good. A
+message waiting to be retried is still on its way: nothing of its group overtakes it, and
+`retry` puts it back at the head of its group. Different groups go in parallel, ten per
 request. With `per_group` up to 10, a request carries that many consecutive messages of a
 group (SQS stores a request's entries in order): a group then moves up to ten messages per
 round trip, and order holds unless SQS fails an entry on its own while accepting a later entry
-of its group in the same request (the dispatcher counts such cases as `reordered`).
+of its group in the same request (`overtaken` counts such cases).
 
-When a message fails for good (after its retries, or refused by validation), the messages of
-its group behind it are not sent: each fails with code `PrecedingMessageFailed`, so a consumer
-never sees a later message of a group while an earlier one is silently missing. With
-`halt_for_good` (the bulk `send`) the group stays halted for the rest of the call; otherwise
-(the streaming producer) only the messages already queued behind the failure are failed.
+When a message fails for good, the messages of its group behind it are not sent (`failed`
+returns them, to fail with code `PrecedingMessageFailed`), so a consumer never sees a later
+message of a group while an earlier one is silently missing. Whether later messages of the
+group are refused too is the caller's choice (a bulk `send` does, for the rest of the call).
 
-Pure logic: no I/O, no asyncio.
+Pure logic: no I/O, no asyncio. Items are anything with `size` and `fields` (the entry's wire
+fields, with `MessageGroupId`); they are told apart by identity.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, Protocol, TypeVar
 
 from .batching import MAX_BATCH_ENTRIES, Batch
-from .results import Failed
-from .validation import OutgoingMessage
-
-# Code of a message not sent because an earlier message of its group failed.
-PRECEDING_MESSAGE_FAILED = "PrecedingMessageFailed"
 
 
-class FifoScheduler:
-    """Queues messages per group and hands out batches of group heads."""
+class Grouped(Protocol):
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def fields(self) -> dict[str, Any]: ...
+
+
+T = TypeVar("T", bound=Grouped)
+
+
+def group_of(item: Grouped) -> str:
+    return str(item.fields["MessageGroupId"])
+
+
+class FifoScheduler(Generic[T]):
+    """Queues items per group and hands out batches of group heads."""
 
     def __init__(
-        self,
-        *,
-        max_bytes: int,
-        max_entries: int = MAX_BATCH_ENTRIES,
-        per_group: int = 1,
-        halt_for_good: bool = True,
+        self, *, max_bytes: int, max_entries: int = MAX_BATCH_ENTRIES, per_group: int = 1
     ) -> None:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self.per_group = per_group
-        self.halt_for_good = halt_for_good
-        self._queued: dict[str, deque[OutgoingMessage]] = {}
-        self._ready: dict[str, None] = {}  # groups whose head may go now, oldest first
-        self._in_flight: dict[int, str] = {}  # message index -> group
-        self._busy: dict[str, int] = {}  # group -> messages in flight
-        self._halted: dict[str, str] = {}  # group -> why
+        self._queued: dict[str, deque[T]] = {}
+        self._ready: OrderedDict[str, None] = OrderedDict()  # heads may go now, oldest first
+        self._on_way: dict[int, str] = {}  # id(item) -> group, sent or waiting for a retry
+        self._busy: dict[str, int] = {}  # group -> items on their way
         self.queued = 0
 
     @property
@@ -59,7 +66,7 @@ class FifoScheduler:
 
     @property
     def has_full_batch(self) -> bool:
-        """The ready groups have enough messages to fill a request (ignoring bytes)."""
+        """The ready groups have enough items to fill a request (ignoring bytes)."""
         count = 0
         for group in self._ready:  # stops after at most `max_entries` groups
             count += min(len(self._queued[group]), self.per_group)
@@ -68,30 +75,25 @@ class FifoScheduler:
         return False
 
     @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
-    @property
     def is_idle(self) -> bool:
         """Nothing queued and nothing on its way."""
-        return not self.queued and not self._in_flight
+        return not self.queued and not self._on_way
 
-    def add(self, message: OutgoingMessage) -> Failed | None:
-        """Queue `message` behind its group; a `Failed` if its group is halted."""
-        group = group_of(message)
-        if group in self._halted:
-            return halted(message, self._halted[group])
-        queue = self._queued.setdefault(group, deque())
-        queue.append(message)
+    def add(self, item: T) -> None:
+        """Queue `item` behind its group."""
+        group = group_of(item)
+        queue = self._queued.get(group)
+        if queue is None:
+            queue = self._queued[group] = deque()
+        queue.append(item)
         self.queued += 1
         if len(queue) == 1 and group not in self._busy:
             self._ready[group] = None
-        return None
 
-    def next_batch(self) -> Batch | None:
+    def next_batch(self) -> Batch[T] | None:
         """Up to `per_group` heads of each ready group (oldest groups first), at most
-        `max_entries` in all, now in flight."""
-        batch = Batch()
+        `max_entries` in all, now on their way."""
+        batch: Batch[T] = Batch()
         for group in list(self._ready):
             queue = self._queued[group]
             taken = 0
@@ -102,7 +104,7 @@ class FifoScheduler:
                 and batch.size + queue[0].size <= self.max_bytes
             ):
                 head = queue.popleft()
-                self._in_flight[head.index] = group
+                self._on_way[id(head)] = group
                 batch.messages.append(head)
                 batch.size += head.size
                 taken += 1
@@ -114,17 +116,60 @@ class FifoScheduler:
                 break
         return batch if batch.messages else None
 
-    def delivered(self, index: int) -> None:
-        """The in-flight message `index` reached SQS: once its group has nothing else on its
-        way, the group's next message may go."""
-        self._settle(self._in_flight.pop(index))
+    def delivered(self, item: T) -> None:
+        """`item` reached SQS: once its group has nothing else on its way, the group's next
+        item may go."""
+        self._settle(self._on_way.pop(id(item)))
 
-    def failed(self, index: int, code: str) -> list[Failed]:
-        """The in-flight message `index` failed for good: halt its group (see module doc)."""
-        group = self._in_flight.pop(index)
-        halted = self.halt(group, f"message #{index} failed ({code})")
+    def retry(self, items: Iterable[T]) -> None:
+        """Items on their way that are to be sent again (their backoff has passed): back at
+        the head of their groups, in their order, ahead of every other group."""
+        by_group: dict[str, list[T]] = {}
+        for item in items:
+            by_group.setdefault(self._on_way.pop(id(item)), []).append(item)
+        for group, retried in by_group.items():
+            queue = self._queued.get(group)
+            if queue is None:
+                queue = self._queued[group] = deque()
+            queue.extendleft(reversed(retried))
+            self.queued += len(retried)
+            self._busy[group] -= len(retried)
+            if not self._busy[group]:
+                del self._busy[group]
+                self._ready[group] = None
+                self._ready.move_to_end(group, last=False)
+
+    def failed(self, item: T) -> list[T]:
+        """`item` failed for good: returns (and forgets) its group's queued items, which must
+        not be sent after it (see module doc)."""
+        group = self._on_way.pop(id(item))
+        followers = self.halt(group)
         self._settle(group)
-        return halted
+        return followers
+
+    def halt(self, group: str) -> list[T]:
+        """Remove and return what is queued for `group`."""
+        self._ready.pop(group, None)
+        queue = self._queued.pop(group, deque())
+        self.queued -= len(queue)
+        return list(queue)
+
+    def remove(self, doomed: Callable[[T], bool]) -> list[T]:
+        """Remove and return the queued `doomed` items (their send ended)."""
+        gone: list[T] = []
+        for group in list(self._queued):
+            queue = self._queued[group]
+            if not any(doomed(item) for item in queue):
+                continue
+            kept = deque(item for item in queue if not doomed(item))
+            gone += [item for item in queue if doomed(item)]
+            self.queued -= len(queue) - len(kept)
+            if kept:
+                self._queued[group] = kept
+            else:
+                del self._queued[group]
+                self._ready.pop(group, None)
+        return gone
 
     def _settle(self, group: str) -> None:
         self._busy[group] -= 1
@@ -136,42 +181,17 @@ class FifoScheduler:
         else:
             self._queued.pop(group, None)
 
-    def refused(self, group: str, why: str) -> None:
-        """A message of `group` was refused before it was queued (invalid): with
-        `halt_for_good`, later messages of the group fail; those queued before it still go."""
-        if self.halt_for_good:
-            self._halted[group] = why
 
-    def halt(self, group: str, why: str) -> list[Failed]:
-        """Fail what is queued for `group`; with `halt_for_good`, also what comes later."""
-        if self.halt_for_good:
-            self._halted[group] = why
-        self._ready.pop(group, None)
-        queue = self._queued.pop(group, deque())
-        self.queued -= len(queue)
-        return [halted(message, why) for message in queue]
-
-    def drain(self) -> list[OutgoingMessage]:
-        """Remove and return every queued message (a deadline passed)."""
-        messages = [message for queue in self._queued.values() for message in queue]
-        self._queued.clear()
-        self._ready.clear()
-        self.queued = 0
-        return messages
-
-
-def group_of(message: OutgoingMessage) -> str:
-    return str(message.fields["MessageGroupId"])
-
-
-def halted(message: OutgoingMessage, why: str) -> Failed:
-    """The `Failed` result of a message held back because an earlier one of its group failed."""
-    return Failed(
-        record=message.record,
-        index=message.index,
-        code=PRECEDING_MESSAGE_FAILED,
-        message=f"not sent: an earlier message of group {group_of(message)!r} did not reach "
-        f"SQS ({why}); sending this one would break the group's order",
-        sender_fault=False,
-        attempts=0,
-    )
+def overtaken(request: list[Any], accepted: Callable[[Any], bool]) -> int:
+    """Entries of a request that did not reach SQS while a later entry of their group did:
+    possible only with several messages of a FIFO group in one request."""
+    count = 0
+    waiting: set[str] = set()  # groups with an earlier entry that did not reach SQS
+    for item in request:
+        group = group_of(item)
+        if not accepted(item):
+            waiting.add(group)
+        elif group in waiting:
+            count += 1
+            waiting.discard(group)
+    return count

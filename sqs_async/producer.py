@@ -1,10 +1,10 @@
 """`SqsProducer`: the streaming way in, for long-running async programs.
 
 Sending is two steps, as in aiokafka: `put` queues one message and returns a future; the
-future resolves to its `Delivered` or `Failed` once SQS has answered. Behind it, messages are
-packed into batches that go out when full (10 entries or the byte limit) or when the oldest
-message has waited `linger` seconds, through the same dispatcher as the bulk `send`: same
-validation, retries, concurrency bound and accounting.
+future resolves to its `Delivered` or `Failed` once SQS has answered. Behind it, a message
+takes the path of a bulk `send` (see `sender`): the same admission and validation, the same
+accumulator of the queue and dispatcher, so the same retries, concurrency bound and
+accounting. A partly filled batch waits at most `linger` seconds for more messages.
 
 Memory is bounded: at most `max_buffered` messages are accepted and not yet resolved; `put`
 waits for room beyond that (`put_nowait` raises `ProducerFull`).
@@ -19,30 +19,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .batching import Batch, BatchPacker
+from .accumulator import Accumulator, Entry, Ledger
+from .checks import check_number
 from .client import SqsClient
 from .config import SenderConfig
-from .errors import SqsAsyncError
-from .fifo import FifoScheduler
-from .lanes import rejected
+from .errors import CLOSED_BEFORE_CONFIRMATION, ProducerFull, SqsClientError
 from .lifecycle import AsyncResource
 from .results import Delivered, Failed, SendResult
 from .retry import Sleep, default_sleep
 from .sender import SqsSender
-from .validation import Rejection, prepare
 
 log = logging.getLogger("sqs_async")
 
 Outcome = Delivered | Failed
-
-# Code of the `Failed` result of a message the producer had to give up on at close.
-CLOSED_BEFORE_CONFIRMATION = "ClosedBeforeConfirmation"
-
-
-class ProducerFull(SqsAsyncError):
-    """`put_nowait` found `max_buffered` messages waiting; retry after some resolve."""
-
-    retryable = True
 
 
 class SqsProducer(AsyncResource):
@@ -61,8 +50,8 @@ class SqsProducer(AsyncResource):
 
     On a FIFO queue each message group is sent in the order of `put`, one message per group
     at a time; when a message fails, the messages of its group already queued behind it fail
-    with code `PrecedingMessageFailed` (see `sqs_async.fifo`). The producer writes to one
-    queue: for routing records to many queues, use `SqsSender`.
+    with code `PrecedingMessageFailed` (see `sqs_async.fifo`); later ones are sent. The producer
+    writes to one queue: for routing records to many queues, use `SqsSender`.
     """
 
     def __init__(
@@ -80,12 +69,9 @@ class SqsProducer(AsyncResource):
         config = SenderConfig.merge(config, settings)
         if config.route is not None:
             raise ValueError("SqsProducer writes to one queue; SqsSender routes to many")
-        if not isinstance(linger, int | float) or linger < 0:
-            raise ValueError(f"linger must be a number of seconds >= 0, got {linger!r}")
-        if isinstance(max_buffered, bool) or not isinstance(max_buffered, int) or max_buffered < 1:
-            raise ValueError(f"max_buffered must be an int >= 1, got {max_buffered!r}")
-        if not isinstance(close_timeout, int | float) or close_timeout < 0:
-            raise ValueError(f"close_timeout must be a number >= 0, got {close_timeout!r}")
+        check_number("linger", linger, low=0)
+        check_number("max_buffered", max_buffered, low=1, integer=True)
+        check_number("close_timeout", close_timeout, low=0)
         self.config = config
         self.linger = float(linger)
         self.max_buffered = max_buffered
@@ -96,11 +82,9 @@ class SqsProducer(AsyncResource):
         self._room: asyncio.Queue[None] = asyncio.Queue(maxsize=max_buffered)
         self._waiting: dict[int, tuple[asyncio.Future[Outcome], Any]] = {}
         self._numbers = itertools.count()
-        self._packer = BatchPacker(max_bytes=config.max_request_bytes)
-        self._fifo: FifoScheduler | None = None  # on a FIFO queue, instead of the packer
-        self._ready: asyncio.Queue[Batch | None] = asyncio.Queue()
-        self._linger_timer: asyncio.TimerHandle | None = None
-        self._runner: asyncio.Task[None] | None = None
+        self._ledger = _ProducerLedger(self)
+        self._accumulator: Accumulator | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None  # set while holding a batch
         self._closing = False
         self._error: BaseException | None = None
 
@@ -109,17 +93,9 @@ class SqsProducer(AsyncResource):
 
     async def open(self) -> None:
         await self._sender.open()
-        traits = self._sender.traits
-        if traits.fifo:
-            self._fifo = FifoScheduler(
-                max_bytes=self.config.max_request_bytes,
-                per_group=self.config.fifo_messages_per_group,
-                halt_for_good=False,
-            )
-            rate = self.config.fifo_requests_per_second
-            if not traits.high_throughput and rate is not None:
-                self._sender.dispatcher.limit_rate(self._sender.queue_url, rate)
-        self._runner = asyncio.create_task(self._run(), name="sqs-async-producer")
+        self._accumulator = self._sender.dispatcher.accumulator(
+            self._sender.queue_url, self._sender.traits
+        )
 
     @property
     def pending(self) -> int:
@@ -148,129 +124,57 @@ class SqsProducer(AsyncResource):
     async def flush(self) -> None:
         """Send what is buffered now and wait until every accepted message is resolved."""
         self._check_open()
-        self._flush_partial()
+        self._let_go()
         waiting = [f for f, _ in self._waiting.values() if not f.done()]
         if waiting:
             await asyncio.wait(waiting)
 
     async def close(self) -> None:
         """Send what is buffered, wait up to `close_timeout`, resolve the rest, close."""
-        if self._runner is None:
+        if self._accumulator is None:
             return
         self._closing = True
-        self._flush_partial()
-        if self._fifo is None or self._fifo.is_idle:
-            self._ready.put_nowait(None)  # else _resolve does, once the groups are sent
-        runner, self._runner = self._runner, None
+        self._let_go()
+        waiting = [f for f, _ in self._waiting.values() if not f.done()]
         try:
-            await asyncio.wait_for(asyncio.shield(runner), self.close_timeout)
-        except TimeoutError:
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
-        except SqsAsyncError:
-            pass  # already given to every future
+            if waiting:
+                await asyncio.wait(waiting, timeout=self.close_timeout)
         finally:
             self._give_up_outstanding()
+            self._sender.dispatcher.abandon(self._ledger)
+            self._accumulator = None
             await self._sender.close()
 
     def _check_open(self) -> None:
         if self._error is not None:
             raise self._error
-        if self._runner is None or self._closing:
+        if self._accumulator is None or self._closing:
             raise RuntimeError("the producer is not open: use `async with SqsProducer(...)`")
 
     def _accept(self, message: Any) -> asyncio.Future[Outcome]:
+        accumulator = self._accumulator
+        assert accumulator is not None, "checked open"
         number = next(self._numbers)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        entry = self._sender.entry_of(message)
-        prepared = entry
-        if not isinstance(entry, Rejection):
-            prepared = prepare(entry, number, self._sender.traits, record=message)
-        if isinstance(prepared, Rejection):
-            future.set_result(rejected(message, number, prepared))
+        entry = self._sender.admit(message, number, self._ledger, accumulator)
+        if isinstance(entry, Failed):
+            future.set_result(entry)
             self._room.get_nowait()
             return future
         self._waiting[number] = (future, message)
-        if self._fifo is not None:
-            self._fifo.add(prepared)  # never halted: halts are not kept (halt_for_good=False)
-            if self._fifo.has_full_batch:
-                self._cancel_linger()
-                self._send_ready_groups()
-            waiting = self._fifo.ready_groups > 0
-        else:
-            batch = self._packer.add(prepared)
-            if batch is not None:
-                self._cancel_linger()
-                self._ready.put_nowait(batch)
-            waiting = not self._packer.is_empty
-        if self._linger_timer is None and waiting:
-            self._linger_timer = asyncio.get_running_loop().call_later(
-                self.linger, self._flush_partial
-            )
+        if self._linger_timer is None:  # hold the partly filled batch for `linger`
+            accumulator.hold()
+            self._linger_timer = asyncio.get_running_loop().call_later(self.linger, self._let_go)
+        self._sender.dispatcher.add(accumulator, entry)
         return future
 
-    def _cancel_linger(self) -> None:
-        if self._linger_timer is not None:
-            self._linger_timer.cancel()
-            self._linger_timer = None
-
-    def _flush_partial(self) -> None:
-        self._cancel_linger()
-        if self._fifo is not None:
-            self._send_ready_groups()
+    def _let_go(self) -> None:
+        """Let the partly filled batch go (the linger passed, or a flush or close)."""
+        if self._linger_timer is None or self._accumulator is None:
             return
-        batch = self._packer.flush()
-        if batch is not None:
-            self._ready.put_nowait(batch)
-
-    def _send_ready_groups(self) -> None:
-        assert self._fifo is not None
-        while (batch := self._fifo.next_batch()) is not None:
-            self._ready.put_nowait(batch)
-
-    async def _run(self) -> None:
-        """Hands ready batches to the dispatcher until closed (or the queue refuses all)."""
-        dispatcher = self._sender.dispatcher
-        try:
-            async with asyncio.TaskGroup() as group:
-                while (batch := await self._ready.get()) is not None:
-                    on_delivered = None if self._fifo is None else self._fifo_delivered
-                    task = await dispatcher.submit(
-                        batch,
-                        group,
-                        on_delivered=on_delivered,
-                        ordered_groups=self.config.fifo_messages_per_group > 1,
-                    )
-                    task.add_done_callback(self._resolve)
-        except BaseExceptionGroup as errors:
-            error = errors.exceptions[0]
-            self._error = error
-            for future, _ in self._waiting.values():
-                if not future.done():
-                    future.set_exception(error)
-            self._release(list(self._waiting))
-            raise error from None
-
-    def _resolve(self, task: asyncio.Task[SendResult]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            return  # _run or close resolves these futures
-        result = task.result()
-        outcomes: list[Outcome] = [*result.delivered, *result.failed]
-        self._settle(outcomes)
-        if self._fifo is None:
-            return
-        for failed in result.failed:
-            self._settle(self._fifo.failed(failed.index, failed.code))
-        self._send_ready_groups()
-        if self._closing and self._fifo.is_idle:
-            self._ready.put_nowait(None)
-
-    def _fifo_delivered(self, delivered: list[Delivered]) -> None:
-        """A group's next message may go as soon as its message is in, before the batch ends."""
-        assert self._fifo is not None
-        for message in delivered:
-            self._fifo.delivered(message.index)
-        self._send_ready_groups()
+        self._linger_timer.cancel()
+        self._linger_timer = None
+        self._sender.dispatcher.let_go(self._accumulator)
 
     def _settle(self, outcomes: Sequence[Outcome]) -> None:
         """Give each outcome to its future (unless the caller cancelled it) and free its room."""
@@ -279,6 +183,15 @@ class SqsProducer(AsyncResource):
             if future is not None and not future.done():
                 future.set_result(outcome)
         self._release([outcome.index for outcome in outcomes])
+
+    def _fail_all(self, error: SqsClientError) -> None:
+        """The queue refused for good: every outstanding future and later `put` get `error`."""
+        self._error = error
+        for future, _ in self._waiting.values():
+            if not future.done():
+                future.set_exception(error)
+        self._release(list(self._waiting))
+        self._sender.dispatcher.abandon(self._ledger)
 
     def _release(self, numbers: list[int]) -> None:
         for number in numbers:
@@ -301,3 +214,17 @@ class SqsProducer(AsyncResource):
                     )
                 )
         self._release(list(self._waiting))
+
+
+class _ProducerLedger(Ledger):
+    """The outcomes of a producer's messages, each to its future."""
+
+    def __init__(self, producer: SqsProducer) -> None:
+        super().__init__()
+        self._producer = producer
+
+    def absorb(self, part: SendResult) -> None:
+        self._producer._settle([*part.delivered, *part.failed])
+
+    def refuse(self, error: SqsClientError, queue_url: str, entries: list[Entry]) -> None:
+        self._producer._fail_all(error)

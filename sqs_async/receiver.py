@@ -29,8 +29,9 @@ from typing import Any
 
 from tenacity import RetryCallState
 
+from .checks import check_number, check_queue
 from .client import SqsReceiveClient, open_client, resolve_queue_url
-from .config import ConnectionConfig, check_int, check_queue, with_max_trials
+from .config import ConnectionConfig, with_max_trials
 from .errors import SqsAsyncError, refusal
 from .lifecycle import AsyncResource
 from .retry import FailureKind, RetryPolicy, Sleep, classify, default_sleep, error_code
@@ -78,14 +79,15 @@ class ReceiverConfig(ConnectionConfig):
         super().__post_init__()
         check_queue(self.queue_url, self.queue_name, self.queue_owner_account_id, functions=False)
         object.__setattr__(self, "retry", with_max_trials(self.retry, self.max_trials))
-        check_int("wait_time_seconds", self.wait_time_seconds, 0, MAX_WAIT_SECONDS)
-        check_int("concurrent_receives", self.concurrent_receives, 1, 100)
-        check_int("prefetch", self.prefetch, 1, 1_000_000)
-        check_int("visibility_timeout", self.visibility_timeout, 3, MAX_VISIBILITY_SECONDS)
-        if self.max_hold is not None and (
-            not isinstance(self.max_hold, int | float) or self.max_hold <= 0
+        for name, low, high in (
+            ("wait_time_seconds", 0, MAX_WAIT_SECONDS),
+            ("concurrent_receives", 1, 100),
+            ("prefetch", 1, 1_000_000),
+            ("visibility_timeout", 3, MAX_VISIBILITY_SECONDS),
         ):
-            raise ValueError(f"max_hold must be a number of seconds > 0, got {self.max_hold!r}")
+            check_number(name, getattr(self, name), low=low, high=high, integer=True)
+        if self.max_hold is not None:
+            check_number("max_hold", self.max_hold, above=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,7 +463,7 @@ class SqsReceiver(AsyncResource):
                     sleep=self._sleep
                 )(self._receive_once)
             except Exception as exc:
-                self._fail(refusal(exc, error_code(exc), self.queue_url))
+                self._fail(refusal(exc, error_code(exc), self.queue_url, work="receive"))
                 return
             for message in received:
                 if self._stopping:
@@ -645,5 +647,5 @@ class SqsReceiver(AsyncResource):
             code = error_code(exc)
             result.failed += [(m, code, str(exc)) for m in pending]
             if classify(exc) is FailureKind.FATAL:
-                result.refused = refusal(exc, code, self.queue_url)
+                result.refused = refusal(exc, code, self.queue_url, work="receive")
         return result

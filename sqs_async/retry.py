@@ -40,6 +40,8 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from .checks import check_number
+
 Sleep = Callable[[float], Awaitable[None]]
 
 _FATAL_CODES = frozenset(
@@ -160,46 +162,30 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_trials, bool) or not isinstance(self.max_trials, int):
-            raise TypeError(f"RetryPolicy.max_trials must be an int, got {self.max_trials!r}")
-        if self.max_trials < 1:
-            raise ValueError(f"RetryPolicy.max_trials must be at least 1, got {self.max_trials}")
+        check_number("RetryPolicy.max_trials", self.max_trials, low=1, integer=True)
         for name in ("initial_backoff", "max_backoff", "jitter"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
+            check_number(f"RetryPolicy.{name}", getattr(self, name), low=0)
 
-    def retrying(
+    def backoff(
         self,
+        attempts: int,
         *,
-        sleep: Sleep,
-        on_give_up: Callable[[RetryCallState], Any],
         deadline_at: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-    ) -> AsyncRetrying:
-        """A fresh `AsyncRetrying` for the retries of one batch whose first attempt is done
-        (its statistics must not be shared across tasks).
-
-        It waits before each of the remaining `max_trials - 1` attempts. An attempt returns
-        the entries still to retry (empty when done): a partial failure is a result, not an
-        exception. `on_give_up` receives the final state. No attempt starts after
+    ) -> float | None:
+        """Seconds an entry that failed its attempt number `attempts` waits before the next,
+        or None when it has had its `max_trials` or the next attempt would start at or after
         `deadline_at` (a `clock` time).
-        """
-        first_wait = self._wait()
 
-        async def wait_before_first_retry(state: RetryCallState) -> None:
-            if state.attempt_number == 1:
-                await sleep(first_wait(state))
-
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.max_trials - 1) | stop_at_deadline(deadline_at, clock),
-            # Retry k waits initial * 2**(k-1): tenacity's attempt k is our retry k+1.
-            wait=self._wait(multiplier=2 * self.initial_backoff),
-            retry=retry_if_result(bool),
-            retry_error_callback=on_give_up,
-            before=wait_before_first_retry,
-            sleep=sleep,
-        )
+        tenacity decides, as it would between two calls: its wait strategy gives the backoff
+        with jitter, its stop conditions the end. The entry does not wait in a retry loop of
+        its own: it goes back to its queue's accumulator (see `dispatch`)."""
+        state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+        state.attempt_number = attempts
+        wait = self._wait()(state)
+        state.upcoming_sleep = wait
+        stop = stop_after_attempt(self.max_trials) | stop_at_deadline(deadline_at, clock)
+        return None if stop(state) else wait
 
     def retrying_call(self, *, sleep: Sleep) -> AsyncRetrying:
         """A fresh `AsyncRetrying` for a single call that retries transient exceptions."""

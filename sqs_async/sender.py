@@ -1,9 +1,15 @@
-"""`SqsSender`: the bulk way in. Sends any number of messages to one queue and returns what
-became of each.
+"""`SqsSender`: the bulk way in. Sends any number of messages and returns what became of each.
 
-Cost model: input is consumed lazily; at most `max_in_flight` batches of up to 10 messages are
-being sent at any moment, so memory holds those batches plus the results. A message costs one
-request slot for a tenth of a request per attempt.
+The path of a message: the record functions and validation (`admit`), the accumulator of its
+queue (`accumulator`), a request started by the dispatcher (`dispatch`), and its outcome back
+through the call's ledger into the `SendResult`. `SqsProducer` uses the same path.
+
+Cost model: input is consumed lazily. A call keeps at most `2 * max_in_flight` batches' worth
+of messages (20 per request slot) accepted and not yet resolved, in flight, waiting for a
+request or backing off before a retry; on a FIFO queue, whose groups may have to wait for one
+another, up to 200 per request slot. Memory holds those messages plus the results. A message
+costs a tenth of a request per attempt, retries included: they share requests with fresh
+messages.
 """
 
 from __future__ import annotations
@@ -16,18 +22,22 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any
 
+from .accumulator import Accumulator, Entry, Ledger
 from .client import SqsClient, open_client, read_queue_traits, resolve_queue_url
 from .config import SenderConfig
 from .dispatch import Dispatcher
 from .entries import EntryBuilder, QueueField
-from .errors import SqsAsyncError, SqsClientError
-from .lanes import FifoLane, Lane, PackedLane, rejected, too_late
+from .errors import DEADLINE_EXCEEDED, INVALID_RECORD, SqsAsyncError, SqsClientError
 from .lifecycle import AsyncResource
 from .results import Failed, SendResult
 from .retry import Sleep, default_sleep
-from .validation import INVALID_RECORD, QueueTraits, Rejection, prepare
+from .validation import QueueTraits, Rejection, prepare
 
 log = logging.getLogger("sqs_async")
+
+# Messages a send keeps accepted and unresolved, per request slot (see the module doc).
+ROOM_PER_SLOT = 20
+FIFO_ROOM_PER_SLOT = 200
 
 
 class SqsSender(AsyncResource):
@@ -99,7 +109,7 @@ class SqsSender(AsyncResource):
 
     @property
     def dispatcher(self) -> Dispatcher:
-        """The dispatcher of the open sender (the streaming producer shares it)."""
+        """The dispatcher of the open sender (the streaming producer feeds it too)."""
         if self._dispatcher is None:
             raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
         return self._dispatcher
@@ -125,27 +135,46 @@ class SqsSender(AsyncResource):
             raise
         self._stack = stack
         self._queue_url = queue_url
+        config = self.config
         self._dispatcher = Dispatcher(
             client=client,
-            queue_url=queue_url,
-            policy=self.config.retry,
-            max_in_flight=self.config.max_in_flight,
-            adaptive=self.config.adaptive_concurrency,
-            request_timeout=self.config.request_timeout,
+            policy=config.retry,
+            max_in_flight=config.max_in_flight,
+            max_request_bytes=config.max_request_bytes,
+            request_timeout=config.request_timeout,
             sleep=self._sleep,
+            adaptive=config.adaptive_concurrency,
+            fifo_messages_per_group=config.fifo_messages_per_group,
+            fifo_requests_per_second=config.fifo_requests_per_second,
             clock=self._clock,
         )
 
     async def close(self) -> None:
-        """Close the client if the sender opened it."""
-        stack, self._stack, self._dispatcher = self._stack, None, None
+        """Stop what is still being sent and close the client if the sender opened it."""
+        stack, self._stack = self._stack, None
+        dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:
+            await dispatcher.close()
         if stack is not None:
             await stack.aclose()
 
-    def entry_of(self, record: Any) -> Any:
-        """The entry `record` is sent as to this sender's queue (after the serializer and
-        field functions), or a `Rejection` when one of those functions failed on it."""
-        return self._entries.build(record, fifo=self.traits.fifo)
+    def admit(
+        self, record: Any, index: int, ledger: Ledger, accumulator: Accumulator
+    ) -> Entry | Failed:
+        """The one way of a record into an accumulator: the record functions, validation and,
+        on a FIFO queue, the group's halt. An `Entry` to `dispatcher.add`, or its `Failed`."""
+        entry = self._entries.build(record, fifo=accumulator.fifo)
+        prepared = entry
+        if not isinstance(entry, Rejection):
+            prepared = prepare(entry, index, accumulator.traits, record=record)
+        if isinstance(prepared, Rejection):
+            if accumulator.fifo and isinstance(entry, Mapping):
+                why = f"message #{index} was {prepared.code}"
+                accumulator.refused(ledger, entry.get("MessageGroupId"), why)
+            return rejected(record, index, prepared)
+        admitted = Entry(prepared, ledger)
+        halted = accumulator.admit(admitted)
+        return admitted if halted is None else halted
 
     async def send(
         self,
@@ -177,55 +206,23 @@ class SqsSender(AsyncResource):
         result = SendResult()
         throttled_before = dispatcher.limit.reduced_seconds
         deadline_at = None if deadline is None else dispatcher.now() + deadline
-        lanes: dict[str, Lane | Failed] = {}
-
-        def report(part: SendResult) -> None:
-            result.absorb(part, keep_delivered=keep_delivered)
-
+        ledger = _SendLedger(
+            result, keep_delivered, deadline_at, dynamic=self._route is not None, clock=self._clock
+        )
+        timer = None
+        if deadline is not None:
+            timer = asyncio.get_running_loop().call_later(deadline, dispatcher.expire, ledger)
         try:
-            async with asyncio.TaskGroup() as tasks:
-
-                def new_lane(queue_url: str, traits: QueueTraits) -> Lane:
-                    if traits.fifo and not traits.high_throughput:
-                        rate = self.config.fifo_requests_per_second
-                        if rate is not None:
-                            dispatcher.limit_rate(queue_url, rate)
-                    kind = FifoLane if traits.fifo else PackedLane
-                    return kind(
-                        dispatcher=dispatcher,
-                        queue_url=queue_url,
-                        traits=traits,
-                        tasks=tasks,
-                        report=report,
-                        max_request_bytes=self.config.max_request_bytes,
-                        deadline=deadline,
-                        deadline_at=deadline_at,
-                        dynamic=self._route is not None,
-                        fifo_messages_per_group=self.config.fifo_messages_per_group,
-                    )
-
-                async for index, record in _enumerate(messages):
-                    if deadline_at is not None and dispatcher.now() >= deadline_at:
-                        result.failed.append(too_late(record, index, deadline))
-                        continue
-                    lane = await self._lane_of(record, lanes, new_lane)
-                    if isinstance(lane, Failed):
-                        result.failed.append(replace(lane, record=record, index=index))
-                        continue
-                    entry = self._entries.build(record, fifo=lane.traits.fifo)
-                    if isinstance(entry, Rejection):
-                        result.failed.append(rejected(record, index, entry))
-                        continue
-                    prepared = prepare(entry, index, lane.traits, record=record)
-                    if isinstance(prepared, Rejection):
-                        lane.reject(rejected(record, index, prepared), entry)
-                        continue
-                    await lane.add(prepared)
-                for lane in lanes.values():
-                    if isinstance(lane, Lane):
-                        await lane.finish()
-        except* SqsClientError as errors:
-            raise errors.exceptions[0] from None
+            await self._feed(messages, ledger, deadline)
+            await ledger.settled()
+        except BaseException:
+            dispatcher.abandon(ledger)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if ledger.error is not None:
+            raise ledger.error
         result.throttled_seconds = dispatcher.limit.reduced_seconds - throttled_before
         log.log(
             log_level,
@@ -244,20 +241,58 @@ class SqsSender(AsyncResource):
             )
         return result
 
-    async def _lane_of(
+    async def _feed(
         self,
-        record: Any,
-        lanes: dict[str, Lane | Failed],
-        new_lane: Callable[[str, QueueTraits], Lane],
-    ) -> Lane | Failed:
-        """The lane of `record`'s queue, made on first use; a `Failed` (to fill in with the
-        record) when the record cannot be routed or its queue cannot be found."""
+        messages: Iterable[Any] | AsyncIterable[Any],
+        ledger: _SendLedger,
+        deadline: float | None,
+    ) -> None:
+        """Read the input into the accumulators, holding each used one (its partly filled
+        batch waits for more) until the input ends or the call waits for room."""
+        dispatcher = self.dispatcher
+        held: list[Accumulator] = []
+        slots = self.config.max_in_flight
+        try:
+            async for index, record in _enumerate(messages):
+                if ledger.error is not None:
+                    return
+                if ledger.expired or (
+                    ledger.deadline_at is not None and dispatcher.now() >= ledger.deadline_at
+                ):
+                    ledger.fail(too_late(record, index, deadline))
+                    continue
+                accumulator = await self._accumulator_of(record, ledger)
+                if isinstance(accumulator, Failed):
+                    ledger.fail(replace(accumulator, record=record, index=index))
+                    continue
+                entry = self.admit(record, index, ledger, accumulator)
+                if isinstance(entry, Failed):
+                    ledger.fail(entry)
+                    continue
+                room = (FIFO_ROOM_PER_SLOT if accumulator.fifo else ROOM_PER_SLOT) * slots
+                if ledger.outstanding >= room:
+                    while held:
+                        dispatcher.let_go(held.pop())
+                    if not await ledger.room(room):
+                        ledger.fail(too_late(record, index, deadline))
+                        continue
+                    if ledger.error is not None:
+                        return
+                if accumulator not in held:
+                    accumulator.hold()
+                    held.append(accumulator)
+                ledger.outstanding += 1
+                dispatcher.add(accumulator, entry)
+        finally:
+            while held:
+                dispatcher.let_go(held.pop())
+
+    async def _accumulator_of(self, record: Any, ledger: _SendLedger) -> Accumulator | Failed:
+        """The accumulator of `record`'s queue; a `Failed` (to fill in with the record) when
+        the record cannot be routed, or its queue cannot be found or refused this call."""
         route = self._route
         if route is None:
-            key = self.queue_url
-            if key not in lanes:
-                lanes[key] = new_lane(key, self.traits)
-            return lanes[key]
+            return self.dispatcher.accumulator(self.queue_url, self.traits)
         try:
             key = route(record)
             if not isinstance(key, str) or not key:
@@ -271,21 +306,25 @@ class SqsSender(AsyncResource):
                 sender_fault=True,
                 attempts=0,
             )
-        if key not in lanes:
-            try:
-                queue_url, traits = await self._destination(key, dynamic=True)
-            except SqsAsyncError as error:
-                lanes[key] = Failed(
-                    record=None,
-                    index=-1,
-                    code=getattr(error, "code", None) or type(error).__name__,
-                    message=str(error),
-                    sender_fault=not error.retryable,
-                    attempts=0,
-                )
-            else:
-                lanes[key] = new_lane(queue_url, traits)
-        return lanes[key]
+        failed = ledger.unreachable.get(key)
+        if failed is not None:
+            return failed
+        try:
+            queue_url, traits = await self._destination(key, dynamic=True)
+        except SqsAsyncError as error:
+            failed = ledger.unreachable[key] = Failed(
+                record=None,
+                index=-1,
+                code=getattr(error, "code", None) or type(error).__name__,
+                message=str(error),
+                sender_fault=not error.retryable,
+                attempts=0,
+            )
+            return failed
+        refused = ledger.refused.get(queue_url)
+        if refused is not None:
+            return refused
+        return self.dispatcher.accumulator(queue_url, traits)
 
     async def _destination(self, queue: str, *, dynamic: bool) -> tuple[str, QueueTraits]:
         """URL and traits of `queue` (a URL or a name, as configured), found once and cached."""
@@ -324,6 +363,30 @@ def check_messages(messages: object, call: str) -> None:
         )
 
 
+def too_late(record: Any, index: int, deadline: float | None) -> Failed:
+    """The `Failed` result of a message read after the send's deadline passed."""
+    return Failed(
+        record=record,
+        index=index,
+        code=DEADLINE_EXCEEDED,
+        message=f"not sent: the send's deadline of {deadline:g}s passed",
+        sender_fault=False,
+        attempts=0,
+    )
+
+
+def rejected(record: Any, index: int, rejection: Rejection) -> Failed:
+    """The `Failed` result of a message that validation refused."""
+    return Failed(
+        record=record,
+        index=index,
+        code=rejection.code,
+        message=rejection.reason,
+        sender_fault=True,
+        attempts=0,
+    )
+
+
 async def _enumerate(
     messages: Iterable[Any] | AsyncIterable[Any],
 ) -> AsyncIterator[tuple[int, Any]]:
@@ -335,3 +398,93 @@ async def _enumerate(
     else:
         for index, record in enumerate(messages):
             yield index, record
+
+
+class _SendLedger(Ledger):
+    """The outcomes of one `send` call, gathered into its `SendResult`."""
+
+    halts_groups = True
+
+    def __init__(
+        self,
+        result: SendResult,
+        keep_delivered: bool,
+        deadline_at: float | None,
+        *,
+        dynamic: bool,
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__(deadline_at)
+        self._clock = clock
+        self.result = result
+        self.keep_delivered = keep_delivered
+        self.dynamic = dynamic
+        self.outstanding = 0  # messages in an accumulator or a request, not yet resolved
+        self.error: SqsClientError | None = None
+        self.unreachable: dict[str, Failed] = {}  # queue -> why it cannot be found
+        self.refused: dict[str, Failed] = {}  # queue URL -> refusal (dynamic routing)
+        self._wake: asyncio.Future[None] | None = None
+
+    def fail(self, failed: Failed) -> None:
+        """A message that failed before it reached an accumulator."""
+        self.result.failed.append(failed)
+
+    def absorb(self, part: SendResult) -> None:
+        if self.error is not None:
+            return  # the call raised; nobody reads this result
+        self.result.absorb(part, keep_delivered=self.keep_delivered)
+        settled = part.delivered_count + len(part.failed)
+        if settled:
+            self.outstanding -= settled
+            self._notify()
+
+    def refuse(self, error: SqsClientError, queue_url: str, entries: list[Entry]) -> None:
+        """With dynamic routing the queue's messages of this call fail; otherwise the call
+        raises `error` (no message can be delivered)."""
+        if not self.dynamic:
+            self.error = self.error or error
+            self.live = False
+            self._notify()
+            return
+        self.refused[queue_url] = Failed(
+            record=None,
+            index=-1,
+            code=error.code or type(error).__name__,
+            message=str(error),
+            sender_fault=True,
+            attempts=0,
+        )
+        self.absorb(
+            SendResult(
+                failed=[
+                    entry.failed(sender_fault=True, code=error.code, reason=str(error))
+                    for entry in entries
+                ]
+            )
+        )
+
+    async def room(self, room: int) -> bool:
+        """Wait until fewer than `room` messages are unresolved; False if the deadline
+        passed first."""
+        remaining = None
+        if self.deadline_at is not None:
+            remaining = max(0.0, self.deadline_at - self._clock())
+        try:
+            async with asyncio.timeout(remaining):
+                await self._until(lambda: self.outstanding < room)
+        except TimeoutError:
+            return False
+        return True
+
+    async def settled(self) -> None:
+        """Wait until every message is resolved (or the call must raise)."""
+        await self._until(lambda: self.outstanding == 0)
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        while not ready() and self.error is None:
+            self._wake = asyncio.get_running_loop().create_future()
+            await self._wake
+
+    def _notify(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)

@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-# Codes of `Failed` results produced here (the message never reached SQS).
-INVALID_RECORD = "InvalidRecord"
-INVALID_BODY = "InvalidMessageBody"
-INVALID_CHARACTERS = "InvalidMessageContents"
-MESSAGE_TOO_LONG = "MessageTooLong"
-INVALID_ATTRIBUTES = "InvalidMessageAttributes"
-INVALID_DELAY = "InvalidDelaySeconds"
-INVALID_FIFO_FIELDS = "InvalidFifoFields"
+from .errors import (
+    INVALID_ATTRIBUTES,
+    INVALID_BODY,
+    INVALID_CHARACTERS,
+    INVALID_DELAY,
+    INVALID_FIFO_FIELDS,
+    INVALID_RECORD,
+    MESSAGE_TOO_LONG,
+)
 
 ENTRY_FIELDS = frozenset(
     {

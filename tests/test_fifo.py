@@ -10,8 +10,9 @@ from collections import defaultdict
 from typing import Any
 
 from sqs_async import SqsProducer, SqsSender, stable_hash
-from sqs_async.fifo import PRECEDING_MESSAGE_FAILED, FifoScheduler
-from sqs_async.validation import INVALID_FIFO_FIELDS, OutgoingMessage
+from sqs_async.errors import INVALID_FIFO_FIELDS, PRECEDING_MESSAGE_FAILED
+from sqs_async.fifo import FifoScheduler
+from sqs_async.validation import OutgoingMessage
 
 from .conftest import RecordingSleep, drain, make_queue
 from .faults import FaultyClient, StubClient, accept_all
@@ -264,27 +265,28 @@ def outgoing(index: int, group: str, size: int = 10) -> OutgoingMessage:
 
 
 def test_scheduler_sends_one_message_per_group_and_waits_for_it() -> None:
-    scheduler = FifoScheduler(max_bytes=1000)
-    for index, group in enumerate("aabca"):
-        assert scheduler.add(outgoing(index, group)) is None
+    scheduler: FifoScheduler[OutgoingMessage] = FifoScheduler(max_bytes=1000)
+    messages = [outgoing(index, group) for index, group in enumerate("aabca")]
+    for message in messages:
+        scheduler.add(message)
     batch = scheduler.next_batch()
     assert batch is not None
     assert [m.index for m in batch.messages] == [0, 2, 3]
     assert scheduler.next_batch() is None  # every group has a message on its way
-    scheduler.delivered(0)
+    scheduler.delivered(messages[0])
     second = scheduler.next_batch()
     assert second is not None and [m.index for m in second.messages] == [1]
-    scheduler.delivered(1)
-    scheduler.delivered(2)
-    scheduler.delivered(3)
+    scheduler.delivered(messages[1])
+    scheduler.delivered(messages[2])
+    scheduler.delivered(messages[3])
     third = scheduler.next_batch()
     assert third is not None and [m.index for m in third.messages] == [4]
-    scheduler.delivered(4)
+    scheduler.delivered(messages[4])
     assert scheduler.is_idle
 
 
 def test_scheduler_respects_the_entry_and_byte_limits() -> None:
-    scheduler = FifoScheduler(max_bytes=100)
+    scheduler: FifoScheduler[OutgoingMessage] = FifoScheduler(max_bytes=100)
     for index in range(15):
         scheduler.add(outgoing(index, f"g{index}", size=30))
     sizes = []
@@ -295,34 +297,48 @@ def test_scheduler_respects_the_entry_and_byte_limits() -> None:
 
 
 def test_scheduler_halts_a_group_after_a_failure() -> None:
-    for_good = FifoScheduler(max_bytes=1000)
-    for_now = FifoScheduler(max_bytes=1000, halt_for_good=False)
-    for scheduler in (for_good, for_now):
-        for index in range(3):
-            scheduler.add(outgoing(index, "a"))
-        batch = scheduler.next_batch()
-        assert batch is not None
-        halted = scheduler.failed(0, "InternalError")
-        assert [(f.index, f.code) for f in halted] == [
-            (1, PRECEDING_MESSAGE_FAILED),
-            (2, PRECEDING_MESSAGE_FAILED),
-        ]
-        assert scheduler.is_idle
-    late = for_good.add(outgoing(3, "a"))
-    assert late is not None and late.code == PRECEDING_MESSAGE_FAILED
-    assert for_now.add(outgoing(3, "a")) is None
+    scheduler: FifoScheduler[OutgoingMessage] = FifoScheduler(max_bytes=1000)
+    messages = [outgoing(index, "a") for index in range(3)]
+    for message in messages:
+        scheduler.add(message)
+    batch = scheduler.next_batch()
+    assert batch is not None and batch.messages == [messages[0]]
+    halted = scheduler.failed(messages[0])
+    assert [m.index for m in halted] == [1, 2]  # to fail with PrecedingMessageFailed
+    assert scheduler.is_idle
+    scheduler.add(outgoing(3, "a"))  # whether later ones go is the caller's choice
+    later = scheduler.next_batch()
+    assert later is not None and [m.index for m in later.messages] == [3]
+
+
+def test_scheduler_puts_a_retried_message_back_at_the_head_of_its_group() -> None:
+    scheduler: FifoScheduler[OutgoingMessage] = FifoScheduler(max_bytes=1000)
+    messages = [outgoing(index, group) for index, group in enumerate("aab")]
+    for message in messages:
+        scheduler.add(message)
+    first = scheduler.next_batch()
+    assert first is not None and [m.index for m in first.messages] == [0, 2]
+    scheduler.delivered(messages[2])
+    assert scheduler.next_batch() is None  # message 0 waits for its retry: 1 must not pass it
+    scheduler.retry([messages[0]])
+    again = scheduler.next_batch()
+    assert again is not None and [m.index for m in again.messages] == [0]
+    scheduler.delivered(messages[0])
+    last = scheduler.next_batch()
+    assert last is not None and [m.index for m in last.messages] == [1]
 
 
 def test_scheduler_takes_several_consecutive_messages_of_a_group() -> None:
-    scheduler = FifoScheduler(max_bytes=1000, per_group=3)
-    for index, group in enumerate("aaaaab"):
-        scheduler.add(outgoing(index, group))
+    scheduler: FifoScheduler[OutgoingMessage] = FifoScheduler(max_bytes=1000, per_group=3)
+    messages = [outgoing(index, group) for index, group in enumerate("aaaaab")]
+    for message in messages:
+        scheduler.add(message)
     batch = scheduler.next_batch()
     assert batch is not None and [m.index for m in batch.messages] == [0, 1, 2, 5]
-    scheduler.delivered(0)
-    scheduler.delivered(1)
+    scheduler.delivered(messages[0])
+    scheduler.delivered(messages[1])
     assert scheduler.next_batch() is None  # message 2 of group a is still on its way
-    scheduler.delivered(2)
+    scheduler.delivered(messages[2])
     second = scheduler.next_batch()
     assert second is not None and [m.index for m in second.messages] == [3, 4]
 

@@ -11,7 +11,7 @@ import pytest
 from benchmarks.contenders import CREDENTIALS
 from benchmarks.harness import EndpointProcess, Scenario
 from sqs_async import Delivered, Failed, ProducerFull, SqsClientError, SqsProducer
-from sqs_async.producer import CLOSED_BEFORE_CONFIRMATION
+from sqs_async.errors import CLOSED_BEFORE_CONFIRMATION
 
 from .conftest import stored_bodies
 from .faults import FaultyClient, StubClient, accept_all, client_error

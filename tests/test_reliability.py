@@ -16,7 +16,7 @@ from botocore.exceptions import ReadTimeoutError
 from benchmarks.contenders import CREDENTIALS
 from benchmarks.harness import EndpointProcess, Scenario
 from sqs_async import RetryPolicy, SqsSender
-from sqs_async.dispatch import DEADLINE_EXCEEDED
+from sqs_async.errors import DEADLINE_EXCEEDED
 from sqs_async.testing import LocalSqsServer
 
 from .conftest import make_queue, stored_bodies

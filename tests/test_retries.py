@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from sqs_async import RetryPolicy, SqsClientError, SqsSender
-from sqs_async.dispatch import MISSING_RESULT
+from sqs_async.errors import MISSING_RESULT
 
 from .conftest import RecordingSleep, bodies, make_queue
 from .faults import FaultyClient, client_error

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sqs_async import QueueField, SqsClientError, SqsProducer, SqsSender
-from sqs_async.validation import INVALID_RECORD
+from sqs_async.errors import INVALID_RECORD
 
 from .conftest import bodies, make_queue
 from .faults import FaultyClient
