@@ -69,6 +69,7 @@ class State:
     entry_failures: int = 0
     first: float | None = None
     last: float | None = None
+    accepted_at: list[float] = field(default_factory=list)  # first acceptance of each message
     rng: random.Random = field(default_factory=random.Random)
 
     def stats(self, with_message_ids: bool = False, with_order: bool = False) -> dict[str, Any]:
@@ -85,12 +86,24 @@ class State:
             "entry_failures": self.entry_failures,
             "first": self.first,
             "last": self.last,
+            "steady_rate": _steady_rate(self.accepted_at),
             "ids": sorted(self.accepted),
             "deleted_unique": len(self.deleted),
             "deleted": sum(self.deleted.values()),
             "available": len(self.available),
             "held": len(self.held),
         }
+
+
+def _steady_rate(accepted_at: list[float]) -> float | None:
+    """Messages per second between the 10th and the 90th percentile of first acceptances:
+    the rate once started and before the end (a run's last retries trickle in after their
+    backoff, its first requests wait for the client to start)."""
+    count = len(accepted_at)
+    low, high = count // 10, (9 * count) // 10
+    if high - low < 10 or accepted_at[high] <= accepted_at[low]:
+        return None
+    return (high - low) / (accepted_at[high] - accepted_at[low])
 
 
 def _message_id(body: str) -> str:
@@ -242,6 +255,8 @@ class Endpoint:
                 )
                 continue
             state.accepted[message] += 1
+            if state.accepted[message] == 1:
+                state.accepted_at.append(time.monotonic())
             state.order.append(message)
             message_id = str(uuid.uuid4())
             state.available.append((body, message_id))
