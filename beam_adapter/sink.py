@@ -29,6 +29,7 @@ from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.utils.windowed_value import WindowedValue
 
 from sqs_async import Delivered, Failed, SenderConfig, SendResult, SqsSender
+from sqs_async.checks import check_number
 from sqs_async.client import SqsClient
 from sqs_async.config import SQS_MAX_BYTES
 
@@ -287,8 +288,7 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
             raise TypeError(f"append_error must be a bool, got {append_error!r}")
         if buffer_size is None:
             buffer_size = max(MIN_BUFFER_SIZE, BUFFERED_REQUESTS_PER_SLOT * max_in_flight)
-        if not isinstance(buffer_size, int) or buffer_size < 1:
-            raise ValueError(f"buffer_size must be an int >= 1, got {buffer_size!r}")
+        check_number("buffer_size", buffer_size, low=1, integer=True)
         if owner_acc_id is not None:
             sender_settings["queue_owner_account_id"] = owner_acc_id
         # Checked now, at pipeline construction, not later on a worker.

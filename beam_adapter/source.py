@@ -42,7 +42,7 @@ from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from sqs_async import ReceivedMessage, ReceiverConfig, SqsReceiver
-from sqs_async.config import check_int
+from sqs_async.checks import check_number
 
 from . import runtime
 from .options import SqsOptions
@@ -396,17 +396,12 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
         if delete_after not in ("commit", "output"):
             raise ValueError(f'delete_after must be "commit" or "output", got {delete_after!r}')
         if max_messages is not None:
-            check_int("max_messages", max_messages)
-        if max_read_time is not None and (
-            not isinstance(max_read_time, int | float) or max_read_time <= 0
-        ):
-            raise ValueError(
-                f"max_read_time must be a number of seconds > 0, got {max_read_time!r}"
-            )
-        check_int("readers", readers)
-        check_int("bundle_size", bundle_size)
-        if not isinstance(bundle_seconds, int | float) or bundle_seconds <= 0:
-            raise ValueError(f"bundle_seconds must be > 0, got {bundle_seconds!r}")
+            check_number("max_messages", max_messages, low=1, integer=True)
+        if max_read_time is not None:
+            check_number("max_read_time", max_read_time, above=0)
+        check_number("readers", readers, low=1, integer=True)
+        check_number("bundle_size", bundle_size, low=1, integer=True)
+        check_number("bundle_seconds", bundle_seconds, above=0)
         # Checked now, at pipeline construction, not later on a worker.
         self._config = ReceiverConfig(
             queue_name=queue_name, queue_url=queue_url, max_hold=max_hold, **receiver_settings

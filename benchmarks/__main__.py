@@ -18,7 +18,7 @@ from .harness import (
     run_contender,
     run_scenarios,
 )
-from .report import plot, table
+from .report import plot, retry_cost, table
 
 QUICK = [
     Scenario(latency_ms=0, body_bytes=1024, max_in_flight=8),
@@ -65,7 +65,7 @@ def memory_check(counts: tuple[int, int]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer scenarios, ~3 minutes")
+    parser.add_argument("--quick", action="store_true", help="fewer scenarios, ~6 minutes")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
         "--moto",
@@ -75,6 +75,13 @@ def main() -> None:
     )
     parser.add_argument("--scenario", help="run only scenarios whose name contains this")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory check")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds of the concurrent contenders per scenario; the median "
+        "round is reported (default 3)",
+    )
     parser.add_argument(
         "--contenders",
         default=",".join(CONTENDERS),
@@ -88,7 +95,11 @@ def main() -> None:
     if args.scenario:
         scenarios = [s for s in scenarios if args.scenario in s.name]
     results: list[ScenarioResult] = run_scenarios(
-        scenarios, seconds=2.0 if args.quick else 6.0, contenders=contenders, moto=args.moto
+        scenarios,
+        seconds=2.0 if args.quick else 6.0,
+        contenders=contenders,
+        moto=args.moto,
+        rounds=args.rounds,
     )
     memory: dict[str, float] = {}
     if not (args.no_memory or args.moto):
@@ -99,6 +110,9 @@ def main() -> None:
     )
     print(f"\nmachine: {machine}\n")
     print(table(results))
+    cost = retry_cost(results)
+    if cost:
+        print(f"\n{cost}")
     if memory:
         low, high = sorted(memory, key=int)
         print(

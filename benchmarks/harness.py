@@ -54,6 +54,8 @@ class Result:
     # steady rate: 10th to 90th percentile of acceptances, when the endpoint can tell).
     end_to_end_msgs_per_s: float = 0.0
     reused_from: str | None = None
+    # With several rounds: this is the round with the median rate; the rates of all rounds.
+    round_rates: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -235,38 +237,55 @@ def run_contender(
     )
 
 
+def median_round(results: list[Result]) -> Result:
+    """The round with the median rate (the lower middle one of an even count), carrying the
+    rates of every round."""
+    ranked = sorted(results, key=lambda r: r.msgs_per_s)
+    middle = ranked[(len(ranked) - 1) // 2]
+    return Result(**{**asdict(middle), "round_rates": [r.msgs_per_s for r in results]})
+
+
 def run_scenarios(
     scenarios: list[Scenario],
     seconds: float,
     contenders: tuple[str, ...] = CONTENDERS,
     moto: bool = False,
+    rounds: int = 1,
 ) -> list[ScenarioResult]:
+    """Run every contender on every scenario. With `rounds` above 1 the concurrent
+    contenders run interleaved (engine, adapter, raw, engine, ...) `rounds` times per
+    scenario, so that drift on the machine hits each alike, and the median round stands for
+    each; the sequential peers, far slower, run once."""
     done: list[ScenarioResult] = []
     sequential_cache: dict[tuple[float, int, float, str], Result] = {}
     # moto spends ~20 ms per batch and slows as its queue fills: keep runs short there.
     rate_cap = 300.0 if moto else None
     with MotoEndpoint() if moto else EndpointProcess() as endpoint:
         for scenario in scenarios:
-            outcome = ScenarioResult(scenario)
-            for contender in contenders:
-                key = (scenario.latency_ms, scenario.body_bytes, scenario.fail_rate, contender)
-                if contender in SEQUENTIAL and key in sequential_cache:
-                    # max_in_flight means nothing to a sequential sender: measured once.
-                    outcome.results[contender] = sequential_cache[key]
-                    continue
-                started = time.perf_counter()
-                count = message_count(contender, scenario, seconds, rate_cap)
-                result = run_contender(contender, scenario, endpoint, count)
-                if contender in SEQUENTIAL:
-                    sequential_cache[key] = Result(
-                        **{**asdict(result), "reused_from": scenario.name}
+            measured: dict[str, list[Result]] = {name: [] for name in contenders}
+            for round_number in range(rounds):
+                for contender in contenders:
+                    key = (scenario.latency_ms, scenario.body_bytes, scenario.fail_rate, contender)
+                    if contender in SEQUENTIAL and (round_number or key in sequential_cache):
+                        # max_in_flight means nothing to a sequential sender: measured once.
+                        measured[contender] = [sequential_cache[key]]
+                        continue
+                    started = time.perf_counter()
+                    count = message_count(contender, scenario, seconds, rate_cap)
+                    result = run_contender(contender, scenario, endpoint, count)
+                    if contender in SEQUENTIAL:
+                        sequential_cache[key] = Result(
+                            **{**asdict(result), "reused_from": scenario.name}
+                        )
+                    measured[contender].append(result)
+                    print(
+                        f"  {scenario.name:28} {contender:17} {result.msgs_per_s:>9.0f} msg/s "
+                        f"({time.perf_counter() - started:.1f}s)",
+                        file=sys.stderr,
+                        flush=True,
                     )
-                outcome.results[contender] = result
-                print(
-                    f"  {scenario.name:28} {contender:17} {result.msgs_per_s:>9.0f} msg/s "
-                    f"({time.perf_counter() - started:.1f}s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            outcome = ScenarioResult(scenario)
+            for contender, results in measured.items():
+                outcome.results[contender] = median_round(results)
             done.append(outcome)
     return done

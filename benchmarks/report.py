@@ -26,6 +26,13 @@ def load(path: Path) -> list[ScenarioResult]:
     ]
 
 
+def _spread(result: Result) -> str:
+    rates = result.round_rates
+    if len(rates) < 2:
+        return "-"
+    return f"{min(rates):,.0f}-{max(rates):,.0f}"
+
+
 def _ratio(value: float, base: float | None) -> str:
     return f"{value / base:.2f}x" if base else "-"
 
@@ -33,10 +40,10 @@ def _ratio(value: float, base: float | None) -> str:
 def table(results: list[ScenarioResult]) -> str:
     """A Markdown table: one row per contender per scenario."""
     lines = [
-        "| scenario | contender | msgs/s (steady) | end to end | vs sqs_pyio | "
+        "| scenario | contender | msgs/s (steady, median) | min-max | end to end | vs sqs_pyio | "
         "vs aiobotocore_raw | theoretical | CPU s / 1k msgs | requests / 10 msgs | "
         "peak RSS MB | delivered / failed / lost (dup) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for outcome in results:
         s = outcome.scenario
@@ -52,7 +59,7 @@ def table(results: list[ScenarioResult]) -> str:
                 else ""
             )
             lines.append(
-                f"| {s.name} | {name}{reused} | {r.msgs_per_s:,.0f} | "
+                f"| {s.name} | {name}{reused} | {r.msgs_per_s:,.0f} | {_spread(r)} | "
                 f"{r.end_to_end_msgs_per_s or r.msgs_per_s:,.0f} | "
                 f"{_ratio(r.msgs_per_s, pyio.msgs_per_s if pyio else None)} | "
                 f"{_ratio(r.msgs_per_s, raw.msgs_per_s if raw else None)} | "
@@ -105,3 +112,34 @@ def plot(results: list[ScenarioResult], path: Path) -> Path | None:
 if __name__ == "__main__":
     # python -m benchmarks.report benchmarks/results/latest.json: the table again.
     print(table(load(Path(sys.argv[1]))))
+
+
+def retry_cost(results: list[ScenarioResult], contender: str = "sqs_async") -> str | None:
+    """How much of its no-failure rate `contender` keeps with 10% transient entry failures
+    (same latency, body size and max_in_flight), and its requests per 10 messages."""
+    lines = []
+    for faulty in results:
+        if not faulty.scenario.fail_rate or contender not in faulty.results:
+            continue
+        s = faulty.scenario
+        clean = next(
+            (
+                r
+                for r in results
+                if not r.scenario.fail_rate
+                and (r.scenario.latency_ms, r.scenario.body_bytes, r.scenario.max_in_flight)
+                == (s.latency_ms, s.body_bytes, s.max_in_flight)
+                and contender in r.results
+            ),
+            None,
+        )
+        if clean is None:
+            continue
+        with_faults, without = faulty.results[contender], clean.results[contender]
+        per_10 = 10 * with_faults.requests / with_faults.messages if with_faults.messages else 0
+        lines.append(
+            f"{contender} in {s.name}: {with_faults.msgs_per_s / without.msgs_per_s:.2f}x "
+            f"of its rate in {clean.scenario.name} (steady, medians), "
+            f"{per_10:.2f} requests per 10 messages"
+        )
+    return "\n".join(lines) or None

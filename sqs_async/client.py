@@ -81,9 +81,11 @@ async def resolve_queue_url(
     sleep: Sleep,
     *,
     owner_account_id: str | None = None,
+    work: str = "send",
 ) -> str:
     """Look the queue URL up by name (in `owner_account_id`'s account when given: a queue
-    shared from another account), with the same retries as a send.
+    shared from another account), with the same retries as a send. `work` ("send" or
+    "receive") is what the queue is for: an access error names its permissions.
 
     Raises `SqsClientError` (the queue does not exist, access denied, an answer without a
     URL) or `SqsUnavailableError` (transient trouble outlasted the retries).
@@ -100,7 +102,7 @@ async def resolve_queue_url(
     try:
         response: dict[str, Any] = await retrying(look_up)
     except Exception as exc:
-        raise refusal(exc, error_code(exc), queue, retryable=is_transient(exc)) from exc
+        raise refusal(exc, error_code(exc), queue, work=work, retryable=is_transient(exc)) from exc
     url = response.get("QueueUrl") if isinstance(response, dict) else None
     if not isinstance(url, str) or not url:
         raise SqsClientError(

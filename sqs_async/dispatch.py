@@ -81,6 +81,7 @@ class Dispatcher:
         self._rates: dict[str, AsyncLimiter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._rate_timer: asyncio.TimerHandle | None = None
+        self._closed = False
 
     def now(self) -> float:
         return self._clock()
@@ -118,7 +119,7 @@ class Dispatcher:
     def pump(self) -> None:
         """Start requests while a slot is free and some accumulator has a batch to send."""
         limit = self.limit
-        while limit.has_room():
+        while limit.has_room() and not self._closed:
             for queue_url, accumulator in self._accumulators.items():
                 rate = self._rates.get(queue_url)
                 if rate is not None and not rate.has_capacity():
@@ -159,6 +160,7 @@ class Dispatcher:
 
     async def close(self) -> None:
         """Stop every request and backoff timer (their callers have given up on them)."""
+        self._closed = True
         if self._rate_timer is not None:
             self._rate_timer.cancel()
         for task in self._tasks:

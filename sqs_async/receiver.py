@@ -34,6 +34,7 @@ from .client import SqsReceiveClient, open_client, resolve_queue_url
 from .config import ConnectionConfig, with_max_trials
 from .errors import SqsAsyncError, refusal
 from .lifecycle import AsyncResource
+from .responses import EntryError, read_answer, wire_id
 from .retry import FailureKind, RetryPolicy, Sleep, classify, default_sleep, error_code
 
 log = logging.getLogger("sqs_async")
@@ -263,6 +264,7 @@ class SqsReceiver(AsyncResource):
                     self.config.retry,
                     self._sleep,
                     owner_account_id=self.config.queue_owner_account_id,
+                    work="receive",
                 )
         except BaseException:
             await stack.aclose()
@@ -601,31 +603,21 @@ class SqsReceiver(AsyncResource):
         async def attempt() -> list[ReceivedMessage]:
             nonlocal pending
             entries = [
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle, **extra}
+                {"Id": wire_id(i), "ReceiptHandle": m.receipt_handle, **extra}
                 for i, m in enumerate(pending)
             ]
             response = await getattr(self._client, operation)(
                 QueueUrl=self.queue_url, Entries=entries
             )
-            by_id = {str(i): m for i, m in enumerate(pending)}
-            for entry in response.get("Successful") or []:
-                message = by_id.pop(str(entry.get("Id")), None)
-                if message is not None:
-                    result.done.append(message)
             retry = []
-            for entry in response.get("Failed") or []:
-                message = by_id.pop(str(entry.get("Id")), None)
-                if message is None:
-                    continue
-                code, reason = str(entry.get("Code")), str(entry.get("Message") or "")
-                if entry.get("SenderFault"):
-                    result.failed.append((message, code, reason))
+            for message, answer in zip(pending, read_answer(response, len(pending)), strict=True):
+                if not isinstance(answer, EntryError):
+                    result.done.append(message)
+                elif answer.sender_fault:
+                    result.failed.append((message, answer.code, answer.reason))
                 else:
-                    last_error[message.receipt_handle] = (code, reason)
+                    last_error[message.receipt_handle] = (answer.code, answer.reason)
                     retry.append(message)
-            for message in by_id.values():  # listed neither way
-                last_error[message.receipt_handle] = ("MissingResult", "no answer for it")
-                retry.append(message)
             pending = retry
             return retry
 

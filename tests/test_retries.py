@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from sqs_async import RetryPolicy, SqsClientError, SqsSender
-from sqs_async.errors import MISSING_RESULT
+from sqs_async.errors import MISSING_RESULT, explain
 
 from .conftest import RecordingSleep, bodies, make_queue
 from .faults import FaultyClient, client_error
@@ -282,3 +282,44 @@ async def test_a_borrowed_client_stays_open(
         QueueUrl=queue_url, Entries=[{"Id": "0", "MessageBody": "b"}]
     )
     assert sorted(bodies(sync_client, queue_url)) == ["a", "b"]
+
+
+async def test_a_retried_entry_rides_with_fresh_messages(
+    real_client: Any, sync_client: Any, queue_url: str, sleep: RecordingSleep
+) -> None:
+    """m0 fails once; once its backoff has passed it leaves with the next request that has
+    room (the last, partly filled one), not in a request of its own."""
+
+    faulty = FaultyClient(
+        real_client,
+        delay=0.02,  # longer than a backoff under the recording sleep
+        entry_fault=lambda body, attempt: (
+            ("InternalError", False) if body == "m0" and attempt == 1 else None
+        ),
+    )
+    messages = [f"m{i}" for i in range(25)]
+    async with sender(faulty, queue_url, sleep, max_in_flight=1) as s:
+        result = await s.send(messages)
+
+    assert result.failed == [] and result.requests == 3 and result.retried == 1
+    first, second, third = faulty.calls
+    assert (first, second) == (messages[:10], messages[10:20])
+    assert sorted(third) == sorted([*messages[20:], "m0"])  # the retry and the last five
+    assert sorted(bodies(sync_client, queue_url)) == sorted(messages)
+
+
+def test_an_access_error_names_the_permissions_of_the_work() -> None:
+    sending = explain("AccessDenied", "denied", "q")
+    receiving = explain("AccessDeniedException", "denied", "q", work="receive")
+    assert "sqs:SendMessage" in sending and "sqs:ReceiveMessage" not in sending
+    assert "sqs:ReceiveMessage" in receiving and "sqs:SendMessage" not in receiving
+
+
+def test_the_retry_policy_backs_off_by_tenacity_and_stops_after_max_trials() -> None:
+    policy = RetryPolicy(max_trials=3, initial_backoff=0.1, max_backoff=1.0, jitter=0.05)
+    first, second = policy.backoff(1), policy.backoff(2)
+    assert first is not None and 0.1 <= first <= 0.15
+    assert second is not None and 0.2 <= second <= 0.25
+    assert policy.backoff(3) is None  # three attempts made: no fourth
+    clock = iter([100.0]).__next__
+    assert policy.backoff(1, deadline_at=100.05, clock=clock) is None  # would start too late
