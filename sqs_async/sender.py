@@ -38,6 +38,8 @@ log = logging.getLogger("sqs_async")
 # Messages a send keeps accepted and unresolved, per request slot (see the module doc).
 ROOM_PER_SLOT = 20
 FIFO_ROOM_PER_SLOT = 200
+# Seconds a partly filled batch waits for more of a slow async input (as a producer's linger).
+INPUT_LINGER = 0.005
 
 
 class SqsSender(AsyncResource):
@@ -248,12 +250,18 @@ class SqsSender(AsyncResource):
         deadline: float | None,
     ) -> None:
         """Read the input into the accumulators, holding each used one (its partly filled
-        batch waits for more) until the input ends or the call waits for room."""
+        batch waits for more) until the input ends, the call waits for room, or a slow async
+        input keeps it waiting (`INPUT_LINGER`)."""
         dispatcher = self.dispatcher
         held: list[Accumulator] = []
         slots = self.config.max_in_flight
+
+        def let_go() -> None:
+            while held:
+                dispatcher.let_go(held.pop())
+
         try:
-            async for index, record in _enumerate(messages):
+            async for index, record in _enumerate(messages, let_go):
                 if ledger.error is not None:
                     return
                 if ledger.expired or (
@@ -271,8 +279,7 @@ class SqsSender(AsyncResource):
                     continue
                 room = (FIFO_ROOM_PER_SLOT if accumulator.fifo else ROOM_PER_SLOT) * slots
                 if ledger.outstanding >= room:
-                    while held:
-                        dispatcher.let_go(held.pop())
+                    let_go()
                     if not await ledger.room(room):
                         ledger.fail(too_late(record, index, deadline))
                         continue
@@ -284,8 +291,7 @@ class SqsSender(AsyncResource):
                 ledger.outstanding += 1
                 dispatcher.add(accumulator, entry)
         finally:
-            while held:
-                dispatcher.let_go(held.pop())
+            let_go()
 
     async def _accumulator_of(self, record: Any, ledger: _SendLedger) -> Accumulator | Failed:
         """The accumulator of `record`'s queue; a `Failed` (to fill in with the record) when
@@ -388,16 +394,27 @@ def rejected(record: Any, index: int, rejection: Rejection) -> Failed:
 
 
 async def _enumerate(
-    messages: Iterable[Any] | AsyncIterable[Any],
+    messages: Iterable[Any] | AsyncIterable[Any], idle: Callable[[], None]
 ) -> AsyncIterator[tuple[int, Any]]:
-    if isinstance(messages, AsyncIterable):
-        index = 0
-        async for record in messages:
-            yield index, record
-            index += 1
-    else:
+    """The input with positions. An async input that keeps the call waiting for
+    `INPUT_LINGER` seconds gets `idle()` called: what it brought so far should not wait."""
+    if not isinstance(messages, AsyncIterable):
         for index, record in enumerate(messages):
             yield index, record
+        return
+    loop = asyncio.get_running_loop()
+    iterator = aiter(messages)
+    index = 0
+    while True:
+        timer = loop.call_later(INPUT_LINGER, idle)
+        try:
+            record = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        finally:
+            timer.cancel()
+        yield index, record
+        index += 1
 
 
 class _SendLedger(Ledger):

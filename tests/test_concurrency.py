@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -118,3 +118,29 @@ async def test_keep_delivered_false_counts_without_keeping() -> None:
     async with SqsSender(queue_url="https://sqs.test/1/q", client=client) as sender:
         result = await sender.send((f"m{i}" for i in range(500)), keep_delivered=False)
     assert result.delivered == [] and result.delivered_count == 500 and result.total == 500
+
+
+async def test_a_slow_async_input_does_not_hold_back_what_it_already_gave() -> None:
+    """An async input that yields its next message only once the first is delivered: the
+    first goes after a short linger, not when ten have come or the input ends (a hang)."""
+
+    class Answering(SlowFakeClient):
+        answered = asyncio.Event()
+
+        async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            answer = await super().send_message_batch(**kwargs)
+            self.answered.set()
+            return answer
+
+    client = Answering(delay=0)
+
+    async def messages() -> AsyncIterator[str]:
+        for i in range(3):
+            yield f"m{i}"
+            await client.answered.wait()  # the message just given must be sent first
+            client.answered.clear()
+
+    async with SqsSender(queue_url="https://sqs.test/1/q", client=client) as sender:
+        async with asyncio.timeout(30):  # ends a hang; never decides a pass
+            result = await sender.send(messages())
+    assert result.delivered_count == 3 and client.calls == 3

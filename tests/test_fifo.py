@@ -3,6 +3,7 @@ group; deduplication; the request-rate cap."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -394,3 +395,44 @@ async def test_entry_failures_inside_a_group_request_are_reported_as_reordered(
     assert result.reordered == 1
     order = queue_order(sync_client, queue_url)["g0"]
     assert order.index("g0-004") < order.index("g0-003")
+
+
+async def test_a_send_keeps_a_group_halted_for_messages_it_reads_after_the_failure() -> None:
+    """The failure of a-0 is known before a-1 is read: a-1 fails too (the send halts the
+    group for the rest of the call), b-0 goes; a later send starts clean."""
+
+    class RefusesA0(FifoStub):
+        answered = asyncio.Event()
+
+        async def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            self.requests += 1
+            self.answered.set()
+            entries = kwargs["Entries"]
+            bad = [e for e in entries if e["MessageBody"] == "a-0"]
+            answer = accept_all([e for e in entries if e not in bad])
+            answer["Failed"] = [
+                {"Id": e["Id"], "SenderFault": True, "Code": "InvalidParameterValue"} for e in bad
+            ]
+            return answer
+
+    client = RefusesA0()
+
+    async def messages() -> Any:
+        yield {"MessageBody": "a-0", "MessageGroupId": "a"}
+        await client.answered.wait()  # a-0 has been answered before a-1 is read
+        await asyncio.sleep(0)  # and its answer read
+        yield {"MessageBody": "a-1", "MessageGroupId": "a"}
+        yield {"MessageBody": "b-0", "MessageGroupId": "b"}
+
+    async with SqsSender(
+        queue_url="https://sqs.test/1/q.fifo", client=client, message_deduplication_id=stable_hash
+    ) as sender:
+        async with asyncio.timeout(30):  # ends a hang; never decides a pass
+            result = await sender.send(messages())
+            later = await sender.send([{"MessageBody": "a-2", "MessageGroupId": "a"}])
+    assert {f.record["MessageBody"]: f.code for f in result.failed} == {
+        "a-0": "InvalidParameterValue",
+        "a-1": PRECEDING_MESSAGE_FAILED,
+    }
+    assert [d.record["MessageBody"] for d in result.delivered] == ["b-0"]
+    assert later.delivered_count == 1
