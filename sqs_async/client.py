@@ -2,7 +2,8 @@
 
 `SqsClient` is the interface: anything with these async methods works, so tests can wrap the
 real aiobotocore client to inject faults. `open_client` makes the real one, with botocore's
-own retries off (tenacity owns retries) and a connection pool as large as the concurrency.
+own retries off (tenacity owns retries) and a connection pool as large as the concurrency,
+its hot batch calls on the lean wire path unless `wire="botocore"` (see `wire`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .config import SQS_MAX_BYTES, ConnectionConfig
 from .errors import SqsClientError, refusal
 from .retry import RetryPolicy, Sleep, error_code, is_transient
 from .validation import QueueTraits
+from .wire import on_wire
 
 log = logging.getLogger("sqs_async")
 
@@ -71,7 +73,7 @@ async def open_client(config: ConnectionConfig, stack: AsyncExitStack, *, pool_s
             config=aio_config,
         )
     )
-    return client
+    return on_wire(client, config.wire)
 
 
 async def resolve_queue_url(

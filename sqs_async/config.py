@@ -30,6 +30,9 @@ class ConnectionConfig:
     `endpoint_url`, `region_name`, credentials (default: the standard AWS chain, which is the
     way to go on a cluster), `verify` (TLS verification, or a CA bundle path), `use_ssl`,
     `api_version`, `connect_timeout` and `read_timeout` (seconds, per request attempt).
+    `wire`: "lean" sends the hot batch calls the lean way (`sqs_async.wire`: the same request,
+    signed by botocore's signer, for a third of the CPU), "botocore" through aiobotocore's
+    generic call path.
     """
 
     endpoint_url: str | None = None
@@ -42,10 +45,13 @@ class ConnectionConfig:
     api_version: str | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
+    wire: str = "lean"
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "read_timeout"):
             check_number(name, getattr(self, name), above=0)
+        if self.wire not in ("lean", "botocore"):
+            raise ValueError(f'wire must be "lean" or "botocore", got {self.wire!r}')
 
     @classmethod
     def merge(cls, config: Self | None, settings: dict[str, Any]) -> Self:

@@ -36,6 +36,7 @@ from .errors import SqsAsyncError, refusal
 from .lifecycle import AsyncResource
 from .responses import EntryError, read_answer, wire_id
 from .retry import FailureKind, RetryPolicy, Sleep, classify, default_sleep, error_code
+from .wire import on_wire
 
 log = logging.getLogger("sqs_async")
 
@@ -249,10 +250,14 @@ class SqsReceiver(AsyncResource):
             return
         stack = AsyncExitStack()
         try:
-            client = self._borrowed_client or await open_client(
-                self.config,
-                stack,
-                pool_size=self.config.concurrent_receives + SPARE_CONNECTIONS,
+            client = (
+                on_wire(self._borrowed_client, self.config.wire)
+                if self._borrowed_client is not None
+                else await open_client(
+                    self.config,
+                    stack,
+                    pool_size=self.config.concurrent_receives + SPARE_CONNECTIONS,
+                )
             )
             if self._client_wrapper is not None:
                 client = self._client_wrapper(client)

@@ -32,6 +32,7 @@ from .lifecycle import AsyncResource
 from .results import Failed, SendResult
 from .retry import Sleep, default_sleep
 from .validation import QueueTraits, Rejection, prepare
+from .wire import on_wire
 
 log = logging.getLogger("sqs_async")
 
@@ -122,8 +123,10 @@ class SqsSender(AsyncResource):
             return
         stack = AsyncExitStack()
         try:
-            client = self._borrowed_client or await open_client(
-                self.config, stack, pool_size=self.config.max_in_flight
+            client = (
+                on_wire(self._borrowed_client, self.config.wire)
+                if self._borrowed_client is not None
+                else await open_client(self.config, stack, pool_size=self.config.max_in_flight)
             )
             if self._client_wrapper is not None:
                 client = self._client_wrapper(client)

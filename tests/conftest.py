@@ -13,6 +13,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from sqs_async.testing import LOCAL_CREDENTIALS, LocalSqsServer
+from sqs_async.wire import on_wire
 
 _queue_numbers = itertools.count()
 
@@ -87,12 +88,20 @@ def bodies(sync_client: Any, queue_url: str) -> list[str]:
 
 
 @pytest.fixture
-async def real_client(server: LocalSqsServer) -> Any:
-    """An open aiobotocore SQS client on the local server, for wrapping with faults."""
+async def real_client(server: LocalSqsServer, wire: str) -> Any:
+    """An open aiobotocore SQS client on the local server, for wrapping with faults; its hot
+    calls on the `wire` path, as the engine's own client would have them."""
     from aiobotocore.session import get_session
 
     async with get_session().create_client("sqs", **server.client_settings) as client:
-        yield client
+        yield on_wire(client, wire)
+
+
+@pytest.fixture
+def wire() -> str:
+    """The wire path of `real_client` and `settings`: the default, "lean"; modules that must
+    hold on both paths override it with both."""
+    return "lean"
 
 
 class RecordingSleep:

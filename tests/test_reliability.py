@@ -25,6 +25,13 @@ from .faults import FaultyClient, StubClient
 # Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(params=["lean", "botocore"])
+def wire(request: pytest.FixtureRequest) -> str:
+    """The tests here hold on both wire paths (`sqs_async.wire`): each runs on each."""
+    return str(request.param)
+
+
 QUICK_RETRIES = RetryPolicy(max_trials=40, initial_backoff=0.01, max_backoff=0.1, jitter=0.01)
 
 
@@ -32,7 +39,7 @@ def numbered(count: int, start: int = 0) -> list[str]:
     return [f"{i:06d}:body" for i in range(start, start + count)]
 
 
-async def test_throttling_lowers_concurrency_and_it_recovers() -> None:
+async def test_throttling_lowers_concurrency_and_it_recovers(wire: str) -> None:
     """The endpoint throttles requests beyond 4 at once; a fixed 32 in flight hammers it."""
     scenario = Scenario(latency_ms=20, body_bytes=0, max_in_flight=32, jitter=0)
     results = {}
@@ -52,6 +59,7 @@ async def test_throttling_lowers_concurrency_and_it_recovers() -> None:
                 adaptive_concurrency=adaptive,
                 retry=QUICK_RETRIES,
                 client_wrapper=watch,
+                wire=wire,
                 **CREDENTIALS,
             ) as sender:
                 results[adaptive] = await sender.send(numbered(2000))
@@ -98,7 +106,7 @@ def on_server(queue_url: str, server: LocalSqsServer) -> str:
     return queue_url.replace(queue_url.split("/")[2], server.endpoint_url.split("/")[2])
 
 
-async def test_a_server_restart_mid_send_loses_nothing(sync_client: Any) -> None:
+async def test_a_server_restart_mid_send_loses_nothing(sync_client: Any, wire: str) -> None:
     queue_url = make_queue(sync_client)
     with LocalSqsServer() as own:
         async with SqsSender(
@@ -107,6 +115,7 @@ async def test_a_server_restart_mid_send_loses_nothing(sync_client: Any) -> None
             retry=QUICK_RETRIES,
             connect_timeout=1,
             read_timeout=2,
+            wire=wire,
             **own.client_settings,
         ) as sender:
             send = asyncio.create_task(sender.send(numbered(300)))
@@ -119,7 +128,9 @@ async def test_a_server_restart_mid_send_loses_nothing(sync_client: Any) -> None
     assert sum(stored.values()) - 300 <= result.possible_duplicates
 
 
-async def test_a_server_that_stays_down_fails_the_rest_without_hanging(sync_client: Any) -> None:
+async def test_a_server_that_stays_down_fails_the_rest_without_hanging(
+    sync_client: Any, wire: str
+) -> None:
     queue_url = make_queue(sync_client)
     server = LocalSqsServer()
     server.start()
@@ -129,6 +140,7 @@ async def test_a_server_that_stays_down_fails_the_rest_without_hanging(sync_clie
         connect_timeout=1,
         read_timeout=2,
         retry=RetryPolicy(max_trials=2, initial_backoff=0.01, jitter=0),
+        wire=wire,
         **server.client_settings,
     ) as sender:
         send = asyncio.create_task(sender.send(numbered(300)))

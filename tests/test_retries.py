@@ -20,6 +20,18 @@ from .faults import FaultyClient, client_error
 POLICY = RetryPolicy(max_trials=4, initial_backoff=0.1, max_backoff=1.0, jitter=0.05)
 
 
+@pytest.fixture(params=["lean", "botocore"])
+def wire(request: pytest.FixtureRequest) -> str:
+    """The tests here hold on both wire paths (`sqs_async.wire`): each runs on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(server: Any, wire: str) -> dict[str, Any]:
+    """The local server's settings, on this test's wire path."""
+    return {**server.client_settings, "wire": wire}
+
+
 def sender(client: Any, queue_url: str, sleep: RecordingSleep, **settings: Any) -> SqsSender:
     settings.setdefault("retry", POLICY)
     return SqsSender(queue_url=queue_url, client=client, sleep=sleep, **settings)
