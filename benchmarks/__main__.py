@@ -21,12 +21,12 @@ from .harness import (
 from .report import plot, retry_cost, table
 
 QUICK = [
-    Scenario(latency_ms=0, body_bytes=1024, max_in_flight=8),
+    Scenario(latency_ms=0, body_bytes=1024, max_in_flight=64),
+    Scenario(latency_ms=0, body_bytes=1024, max_in_flight=64, tls=True),
+    Scenario(latency_ms=0, body_bytes=64 * 1024, max_in_flight=64),
     Scenario(latency_ms=50, body_bytes=1024, max_in_flight=1),
-    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=8),
     Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64),
     Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, fail_rate=0.1),
-    Scenario(latency_ms=0, body_bytes=64 * 1024, max_in_flight=8),
 ]
 FULL = [
     *(
@@ -43,6 +43,8 @@ FULL = [
         for lat in (0, 50)
         for m in (8, 64)
     ),
+    Scenario(latency_ms=0, body_bytes=1024, max_in_flight=64, tls=True),
+    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, tls=True),
 ]
 
 

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import random
+import ssl
 import time
 import uuid
 from collections import Counter, deque
@@ -289,11 +290,15 @@ def _error(code: str, message: str, status: int) -> web.Response:
     return response
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, cert: str | None = None, key: str | None = None) -> None:
     endpoint = Endpoint()
     runner = web.AppRunner(endpoint.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    tls = None
+    if cert is not None:  # HTTPS, as real SQS: TLS costs CPU per request, reuse matters
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert, key)
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls)
     await site.start()
     endpoint.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     print(f"PORT {endpoint.port}", flush=True)
@@ -303,9 +308,11 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--key", help="the certificate's private key (PEM)")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(args.port, args.cert, args.key))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,14 @@ endpoint's record for lost and duplicated messages, and computes steady-state ra
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import os
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -18,7 +22,7 @@ ROOT = HERE.parent
 PYIO_VENV = HERE / ".venv-sqs-pyio"
 PYIO_REQUIREMENTS = ["sqs-pyio==0.1.0"]
 
-CONCURRENT = ("sqs_async", "beam_adapter", "aiobotocore_raw")
+CONCURRENT = ("sqs_async", "beam_adapter", "aiobotocore_raw", "boto3_threads")
 SEQUENTIAL = ("sqs_pyio", "boto3_sequential")
 CONTENDERS = (*CONCURRENT, *SEQUENTIAL)
 
@@ -30,12 +34,14 @@ class Scenario:
     max_in_flight: int
     fail_rate: float = 0.0
     jitter: float = 0.1
+    tls: bool = False  # HTTPS with a self-signed certificate that clients verify
 
     @property
     def name(self) -> str:
         fail = f"-fail{int(self.fail_rate * 100)}" if self.fail_rate else ""
         size = f"{self.body_bytes // 1024}KiB"
-        return f"lat{self.latency_ms:g}ms-{size}-mif{self.max_in_flight}{fail}"
+        tls = "-tls" if self.tls else ""
+        return f"lat{self.latency_ms:g}ms-{size}-mif{self.max_in_flight}{fail}{tls}"
 
 
 @dataclass
@@ -69,6 +75,7 @@ class ScenarioResult:
             "name": s.name,
             "latency_ms": s.latency_ms,
             "fail_rate": s.fail_rate,
+            "tls": s.tls,
             "body_bytes": s.body_bytes,
             "max_in_flight": s.max_in_flight,
             "results": {name: asdict(r) for name, r in self.results.items()},
@@ -76,20 +83,27 @@ class ScenarioResult:
 
 
 class EndpointProcess:
-    """The benchmark endpoint in a process of its own, on 127.0.0.1."""
+    """The benchmark endpoint in a process of its own, on 127.0.0.1; with `tls`, on HTTPS
+    with a certificate made for the run (`verify` is the CA bundle clients check it with)."""
+
+    def __init__(self, tls: bool = False) -> None:
+        self.tls = tls
+        self.verify: str | None = None
 
     def __enter__(self) -> EndpointProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.endpoint"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        command = [sys.executable, "-m", "benchmarks.endpoint"]
+        if self.tls:
+            self._certificates = tempfile.TemporaryDirectory()
+            cert, key = self_signed_certificate(Path(self._certificates.name))
+            command += ["--cert", str(cert), "--key", str(key)]
+            self.verify = str(cert)
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("PORT "):
             raise RuntimeError(f"endpoint did not start: {line!r}")
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        scheme = "https" if self.tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{int(line.split()[1])}"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -97,6 +111,8 @@ class EndpointProcess:
         self.process.wait(timeout=10)
         if self.process.stdout is not None:
             self.process.stdout.close()
+        if self.tls:
+            self._certificates.cleanup()
 
     def reset(self, scenario: Scenario, **knobs: float) -> None:
         """Clear the record and set the knobs (latency, failures) of `scenario` and `knobs`."""
@@ -121,13 +137,56 @@ class EndpointProcess:
             method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=self._context()) as response:
             response.read()
 
     def stats(self, with_message_ids: bool = False, with_order: bool = False) -> dict[str, Any]:
         query = "?message_ids=1" if with_message_ids else "?order=1" if with_order else ""
-        with urllib.request.urlopen(f"{self.url}/_control/stats{query}", timeout=30) as response:
+        url = f"{self.url}/_control/stats{query}"
+        with urllib.request.urlopen(url, timeout=30, context=self._context()) as response:
             return dict(json.loads(response.read()))
+
+    def _context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=self.verify) if self.verify else None
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key (PEM files)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sqs-async benchmark")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 class MotoEndpoint:
@@ -189,7 +248,9 @@ def message_count(
     """Enough messages for about `seconds` of steady state, judged from the latency."""
     latency = max(scenario.latency_ms, 2.0) / 1000
     rate = 10 / latency if contender in SEQUENTIAL else 10 * scenario.max_in_flight / latency
-    rate = min(rate, rate_cap or (8000 if scenario.body_bytes <= 4096 else 1500))
+    # The fastest contender's rate on two cores: every concurrent contender gets as many
+    # messages, so each run lasts at least `seconds` and start-up weighs little.
+    rate = min(rate, rate_cap or (20_000 if scenario.body_bytes <= 4096 else 3000))
     return int(max(200, min(rate * seconds, 200_000)) // 10 * 10)
 
 
@@ -204,6 +265,7 @@ def run_contender(
         "body_bytes": scenario.body_bytes,
         "max_in_flight": scenario.max_in_flight,
         "max_trials": 3,
+        "verify": getattr(endpoint, "verify", None),
     }
     if contender == "sqs_pyio":
         command = [str(ensure_pyio_venv()), str(HERE / "pyio_contender.py"), json.dumps(job)]
@@ -260,11 +322,18 @@ def run_scenarios(
     sequential_cache: dict[tuple[float, int, float, str], Result] = {}
     # moto spends ~20 ms per batch and slows as its queue fills: keep runs short there.
     rate_cap = 300.0 if moto else None
-    with MotoEndpoint() if moto else EndpointProcess() as endpoint:
+    endpoints: dict[bool, EndpointProcess | MotoEndpoint] = {}
+    with contextlib.ExitStack() as stack:
         for scenario in scenarios:
-            measured: dict[str, list[Result]] = {name: [] for name in contenders}
+            if scenario.tls not in endpoints:
+                made = MotoEndpoint() if moto else EndpointProcess(tls=scenario.tls)
+                endpoints[scenario.tls] = stack.enter_context(made)
+            endpoint = endpoints[scenario.tls]
+            # The sequential peers are slow and over plain HTTP only: no TLS runs for them.
+            names = [c for c in contenders if not (scenario.tls and c in SEQUENTIAL)]
+            measured: dict[str, list[Result]] = {name: [] for name in names}
             for round_number in range(rounds):
-                for contender in contenders:
+                for contender in names:
                     key = (scenario.latency_ms, scenario.body_bytes, scenario.fail_rate, contender)
                     if contender in SEQUENTIAL and (round_number or key in sequential_cache):
                         # max_in_flight means nothing to a sequential sender: measured once.

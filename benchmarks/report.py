@@ -19,6 +19,7 @@ def load(path: Path) -> list[ScenarioResult]:
                 body_bytes=s["body_bytes"],
                 max_in_flight=s["max_in_flight"],
                 fail_rate=s["fail_rate"],
+                tls=s.get("tls", False),
             ),
             {name: Result(**r) for name, r in s["results"].items()},
         )

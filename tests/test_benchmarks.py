@@ -10,10 +10,13 @@ from benchmarks.harness import EndpointProcess, Scenario, run_contender
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("contender", ["sqs_async", "aiobotocore_raw", "boto3_sequential"])
-def test_harness_accounts_for_every_message(contender: str) -> None:
-    scenario = Scenario(latency_ms=1, body_bytes=256, max_in_flight=4)
-    with EndpointProcess() as endpoint:
+@pytest.mark.parametrize(
+    "contender", ["sqs_async", "aiobotocore_raw", "boto3_sequential", "boto3_threads"]
+)
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_harness_accounts_for_every_message(contender: str, tls: bool) -> None:
+    scenario = Scenario(latency_ms=1, body_bytes=256, max_in_flight=4, tls=tls)
+    with EndpointProcess(tls=tls) as endpoint:
         result = run_contender(contender, scenario, endpoint, 200)
     assert (result.delivered, result.failed, result.lost, result.duplicates) == (200, 0, 0, 0)
     assert result.msgs_per_s > 0
