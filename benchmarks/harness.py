@@ -35,6 +35,7 @@ class Scenario:
     fail_rate: float = 0.0
     jitter: float = 0.1
     tls: bool = False  # HTTPS with a self-signed certificate that clients verify
+    skip: tuple[str, ...] = ()  # contenders not run here (to keep `--quick` short)
 
     @property
     def name(self) -> str:
@@ -330,7 +331,11 @@ def run_scenarios(
                 endpoints[scenario.tls] = stack.enter_context(made)
             endpoint = endpoints[scenario.tls]
             # The sequential peers are slow and over plain HTTP only: no TLS runs for them.
-            names = [c for c in contenders if not (scenario.tls and c in SEQUENTIAL)]
+            names = [
+                c
+                for c in contenders
+                if c not in scenario.skip and not (scenario.tls and c in SEQUENTIAL)
+            ]
             measured: dict[str, list[Result]] = {name: [] for name in names}
             for round_number in range(rounds):
                 for contender in names:

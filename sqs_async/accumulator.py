@@ -40,6 +40,8 @@ class Ledger:
     # A message that fails for good halts the rest of its FIFO group for the ledger's life
     # (a bulk send does; a producer fails only what is queued behind the failure).
     halts_groups = False
+    # Whether outcomes carry each `Delivered` (else only the count: flat memory, less work).
+    keeps_delivered = True
 
     def __init__(self, deadline_at: float | None = None) -> None:
         self.deadline_at = deadline_at

@@ -34,7 +34,7 @@ from .accumulator import Accumulator, Entry, FifoAccumulator, Ledger
 from .client import SqsClient
 from .concurrency import AdaptiveLimit
 from .errors import DEADLINE_EXCEEDED, refusal
-from .responses import EntryError, read_answer, wire_id
+from .responses import WIRE_IDS, EntryError, read_answer
 from .results import Failed, SendResult
 from .retry import (
     FailureKind,
@@ -223,7 +223,8 @@ class Dispatcher:
     async def _call(self, accumulator: Accumulator, entries: list[Entry], sent_at: float) -> bool:
         """One SendMessageBatch call and its outcomes; True if an entry failed for good."""
         parts: dict[Ledger, SendResult] = {}
-        for entry in entries:
+        wire = []
+        for entry, wire_id in zip(entries, WIRE_IDS, strict=False):
             part = parts.get(entry.ledger)
             if part is None:
                 part = parts[entry.ledger] = SendResult(requests=1)
@@ -233,10 +234,10 @@ class Dispatcher:
             if entry.maybe_sent:
                 part.possible_duplicates += 1
                 entry.maybe_sent = False
+            wire.append({"Id": wire_id, **entry.fields})
         rate = self._rates.get(accumulator.queue_url)
         if rate is not None:
             await rate.acquire()
-        wire = [{"Id": wire_id(i), **entry.fields} for i, entry in enumerate(entries)]
         started = self._clock()
         try:
             async with asyncio.timeout(self._request_timeout):
@@ -252,7 +253,8 @@ class Dispatcher:
             part.latencies.append(latency)
         if error is not None:
             return await self._call_failed(accumulator, entries, error, sent_at, parts)
-        delivered: set[Entry] = set()
+        delivered: set[Entry] = set()  # what FIFO groups learn from (see `accumulator`)
+        fifo = accumulator.fifo
         rejected: list[Entry] = []
         retry: list[Entry] = []
         throttled = False
@@ -267,9 +269,11 @@ class Dispatcher:
                     throttled = True
                     parts[entry.ledger].throttled += 1
                 continue
-            delivered.add(entry)
+            if fifo:
+                delivered.add(entry)
             part = parts[entry.ledger]
-            part.delivered.append(entry.delivered(str(answer.get("MessageId")), _text(answer)))
+            if entry.ledger.keeps_delivered:
+                part.delivered.append(entry.delivered(str(answer.get("MessageId")), _text(answer)))
             part.delivered_count += 1
             part.bytes_delivered += entry.size
         if throttled:

@@ -34,7 +34,7 @@ from .client import SqsReceiveClient, open_client, resolve_queue_url
 from .config import ConnectionConfig, with_max_trials
 from .errors import SqsAsyncError, refusal
 from .lifecycle import AsyncResource
-from .responses import EntryError, read_answer, wire_id
+from .responses import WIRE_IDS, EntryError, read_answer
 from .retry import FailureKind, RetryPolicy, Sleep, classify, default_sleep, error_code
 from .wire import on_wire
 
@@ -608,8 +608,8 @@ class SqsReceiver(AsyncResource):
         async def attempt() -> list[ReceivedMessage]:
             nonlocal pending
             entries = [
-                {"Id": wire_id(i), "ReceiptHandle": m.receipt_handle, **extra}
-                for i, m in enumerate(pending)
+                {"Id": wire_id, "ReceiptHandle": m.receipt_handle, **extra}
+                for wire_id, m in zip(WIRE_IDS, pending, strict=False)
             ]
             response = await getattr(self._client, operation)(
                 QueueUrl=self.queue_url, Entries=entries

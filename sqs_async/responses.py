@@ -1,7 +1,7 @@
 """What the answer to a batch call says about each of its entries: one reading for
 SendMessageBatch, DeleteMessageBatch and ChangeMessageVisibilityBatch.
 
-The engine numbers a request's entries itself (`Id` "0" to "9", see `wire_id`), so an answer
+The engine numbers a request's entries itself (`Id` "0" to "9", `WIRE_IDS`), so an answer
 maps back to the request by position. An entry that the answer lists neither as successful
 nor as failed gets code `MissingResult` and is retried like a transient failure.
 
@@ -16,12 +16,9 @@ from typing import Any
 
 from .errors import MISSING_RESULT
 
-_POSITIONS = {str(i): i for i in range(10)}
-
-
-def wire_id(position: int) -> str:
-    """The `Id` of the entry at `position` in a request (a batch holds at most 10)."""
-    return str(position)
+# The `Id` of the entry at each position of a request (a batch holds at most 10).
+WIRE_IDS = tuple(str(position) for position in range(10))
+_POSITIONS = {wire_id: position for position, wire_id in enumerate(WIRE_IDS)}
 
 
 @dataclass(frozen=True, slots=True)

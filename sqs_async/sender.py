@@ -178,7 +178,7 @@ class SqsSender(AsyncResource):
                 accumulator.refused(ledger, entry.get("MessageGroupId"), why)
             return rejected(record, index, prepared)
         admitted = Entry(prepared, ledger)
-        halted = accumulator.admit(admitted)
+        halted = accumulator.admit(admitted) if accumulator.fifo else None
         return admitted if halted is None else halted
 
     async def send(
@@ -258,6 +258,10 @@ class SqsSender(AsyncResource):
         dispatcher = self.dispatcher
         held: list[Accumulator] = []
         slots = self.config.max_in_flight
+        # One queue: one accumulator for every record (routing looks each one up).
+        only = (
+            None if self._route is not None else dispatcher.accumulator(self.queue_url, self.traits)
+        )
 
         def let_go() -> None:
             while held:
@@ -272,7 +276,7 @@ class SqsSender(AsyncResource):
                 ):
                     ledger.fail(too_late(record, index, deadline))
                     continue
-                accumulator = await self._accumulator_of(record, ledger)
+                accumulator = only or await self._accumulator_of(record, ledger)
                 if isinstance(accumulator, Failed):
                     ledger.fail(replace(accumulator, record=record, index=index))
                     continue
@@ -437,7 +441,7 @@ class _SendLedger(Ledger):
         super().__init__(deadline_at)
         self._clock = clock
         self.result = result
-        self.keep_delivered = keep_delivered
+        self.keeps_delivered = keep_delivered
         self.dynamic = dynamic
         self.outstanding = 0  # messages in an accumulator or a request, not yet resolved
         self.error: SqsClientError | None = None
@@ -452,7 +456,7 @@ class _SendLedger(Ledger):
     def absorb(self, part: SendResult) -> None:
         if self.error is not None:
             return  # the call raised; nobody reads this result
-        self.result.absorb(part, keep_delivered=self.keep_delivered)
+        self.result.absorb(part, keep_delivered=self.keeps_delivered)
         settled = part.delivered_count + len(part.failed)
         if settled:
             self.outstanding -= settled

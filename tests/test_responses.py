@@ -8,15 +8,18 @@ import pytest
 
 from sqs_async.checks import check_number
 from sqs_async.errors import MISSING_RESULT
-from sqs_async.responses import EntryError, read_answer, wire_id
+from sqs_async.responses import WIRE_IDS, EntryError, read_answer
 
 
 def test_an_answer_maps_back_to_its_entries_by_position() -> None:
     response = {
-        "Successful": [{"Id": wire_id(2), "MessageId": "c"}, {"Id": wire_id(0), "MessageId": "a"}],
+        "Successful": [
+            {"Id": WIRE_IDS[2], "MessageId": "c"},
+            {"Id": WIRE_IDS[0], "MessageId": "a"},
+        ],
         "Failed": [
-            {"Id": wire_id(1), "Code": "InternalError", "Message": "later", "SenderFault": False},
-            {"Id": wire_id(3), "Code": "InvalidParameterValue", "SenderFault": True},
+            {"Id": WIRE_IDS[1], "Code": "InternalError", "Message": "later", "SenderFault": False},
+            {"Id": WIRE_IDS[3], "Code": "InvalidParameterValue", "SenderFault": True},
         ],
     }
     answers = read_answer(response, 5)
