@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,28 @@ class ScenarioResult:
         }
 
 
+def _cores() -> tuple[set[int] | None, set[int] | None]:
+    """One core for the endpoint, the others for the contender, where the system lets us pin
+    processes (Linux): on two shared cores, who runs where otherwise varies from run to run
+    and so do the rates. None: leave it to the scheduler."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None, None
+    if len(cores) < 2:
+        return None, None
+    return {cores[0]}, set(cores[1:])
+
+
+ENDPOINT_CORES, CONTENDER_CORES = _cores()
+
+
+def _pin(cores: set[int] | None) -> Callable[[], None] | None:
+    if cores is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cores)
+
+
 class EndpointProcess:
     """The benchmark endpoint in a process of its own, on 127.0.0.1; with `tls`, on HTTPS
     with a certificate made for the run (`verify` is the CA bundle clients check it with)."""
@@ -98,7 +121,13 @@ class EndpointProcess:
             cert, key = self_signed_certificate(Path(self._certificates.name))
             command += ["--cert", str(cert), "--key", str(key)]
             self.verify = str(cert)
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=_pin(ENDPOINT_CORES),  # the harness runs no threads: safe
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.startswith("PORT "):
@@ -274,7 +303,13 @@ def run_contender(
         command = [sys.executable, "-m", "benchmarks.contenders", contender, json.dumps(job)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     completed = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        preexec_fn=_pin(CONTENDER_CORES),  # the harness runs no threads: safe
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{contender} failed:\n{completed.stderr[-3000:]}")

@@ -9,6 +9,7 @@ its hot batch calls on the lean wire path unless `wire="botocore"` (see `wire`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
@@ -46,6 +47,23 @@ class SqsReceiveClient(Protocol):
     async def get_queue_url(self, **kwargs: Any) -> dict[str, Any]: ...
 
     async def get_queue_attributes(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+async def client_for(
+    config: ConnectionConfig,
+    stack: AsyncExitStack,
+    *,
+    borrowed: Any,
+    wrapper: Callable[[Any], Any] | None,
+    pool_size: int,
+) -> Any:
+    """The client an engine part talks to: `borrowed` (never closed here) or one opened for
+    `config` whose life ends with `stack`, on `config.wire`, then inside `wrapper`."""
+    if borrowed is not None:
+        client = on_wire(borrowed, config.wire)
+    else:
+        client = await open_client(config, stack, pool_size=pool_size)
+    return client if wrapper is None else wrapper(client)
 
 
 async def open_client(config: ConnectionConfig, stack: AsyncExitStack, *, pool_size: int) -> Any:

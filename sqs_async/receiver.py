@@ -30,13 +30,12 @@ from typing import Any
 from tenacity import RetryCallState
 
 from .checks import check_number, check_queue
-from .client import SqsReceiveClient, open_client, resolve_queue_url
+from .client import SqsReceiveClient, client_for, resolve_queue_url
 from .config import ConnectionConfig, with_max_trials
 from .errors import SqsAsyncError, refusal
 from .lifecycle import AsyncResource
 from .responses import WIRE_IDS, EntryError, read_answer
 from .retry import FailureKind, RetryPolicy, Sleep, classify, default_sleep, error_code
-from .wire import on_wire
 
 log = logging.getLogger("sqs_async")
 
@@ -250,17 +249,13 @@ class SqsReceiver(AsyncResource):
             return
         stack = AsyncExitStack()
         try:
-            client = (
-                on_wire(self._borrowed_client, self.config.wire)
-                if self._borrowed_client is not None
-                else await open_client(
-                    self.config,
-                    stack,
-                    pool_size=self.config.concurrent_receives + SPARE_CONNECTIONS,
-                )
+            client = await client_for(
+                self.config,
+                stack,
+                borrowed=self._borrowed_client,
+                wrapper=self._client_wrapper,
+                pool_size=self.config.concurrent_receives + SPARE_CONNECTIONS,
             )
-            if self._client_wrapper is not None:
-                client = self._client_wrapper(client)
             if self._queue_url is None:
                 assert self.config.queue_name is not None
                 self._queue_url = await resolve_queue_url(

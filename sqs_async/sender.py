@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from .accumulator import Accumulator, Entry, Ledger
-from .client import SqsClient, open_client, read_queue_traits, resolve_queue_url
+from .client import SqsClient, client_for, read_queue_traits, resolve_queue_url
 from .config import SenderConfig
 from .dispatch import Dispatcher
 from .entries import EntryBuilder, QueueField
@@ -32,7 +32,6 @@ from .lifecycle import AsyncResource
 from .results import Failed, SendResult
 from .retry import Sleep, default_sleep
 from .validation import QueueTraits, Rejection, prepare
-from .wire import on_wire
 
 log = logging.getLogger("sqs_async")
 
@@ -123,13 +122,13 @@ class SqsSender(AsyncResource):
             return
         stack = AsyncExitStack()
         try:
-            client = (
-                on_wire(self._borrowed_client, self.config.wire)
-                if self._borrowed_client is not None
-                else await open_client(self.config, stack, pool_size=self.config.max_in_flight)
+            client = await client_for(
+                self.config,
+                stack,
+                borrowed=self._borrowed_client,
+                wrapper=self._client_wrapper,
+                pool_size=self.config.max_in_flight,
             )
-            if self._client_wrapper is not None:
-                client = self._client_wrapper(client)
             self._client = client
             queue = self.config.queue_url or self.config.queue_name
             queue_url = None
