@@ -46,7 +46,6 @@ class Ledger:
     def __init__(self, deadline_at: float | None = None) -> None:
         self.deadline_at = deadline_at
         self.live = True
-        self.expired = False
         self.halted: dict[tuple[str, str], str] = {}  # (queue, group) -> why
 
     def owns(self, entry: Entry) -> bool:
@@ -223,10 +222,6 @@ class FifoAccumulator(Accumulator):
             batch = scheduler.next_batch()
             return None if batch is None else batch.messages
         return None
-
-    @property
-    def queued(self) -> int:
-        return self._scheduler.queued
 
     def remove(self, doomed: Callable[[Entry], bool]) -> list[Entry]:
         return self._scheduler.remove(doomed)

@@ -57,10 +57,6 @@ class BatchPacker(Generic[T]):
             return self.flush()
         return closed
 
-    @property
-    def is_empty(self) -> bool:
-        return not self._current.messages
-
     def flush(self) -> Batch[T] | None:
         """Return the partly filled batch, if any, and start a new one."""
         if not self._current.messages:

@@ -145,7 +145,7 @@ class Dispatcher:
 
     def expire(self, ledger: Ledger) -> None:
         """`ledger`'s deadline passed: its waiting entries fail with `DeadlineExceeded`."""
-        ledger.live, ledger.expired = False, True
+        ledger.live = False
         for accumulator in self._accumulators.values():
             gone = accumulator.remove(ledger.owns)
             if gone:

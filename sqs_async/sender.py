@@ -270,9 +270,7 @@ class SqsSender(AsyncResource):
             async for index, record in _enumerate(messages, let_go):
                 if ledger.error is not None:
                     return
-                if ledger.expired or (
-                    ledger.deadline_at is not None and dispatcher.now() >= ledger.deadline_at
-                ):
+                if ledger.deadline_at is not None and dispatcher.now() >= ledger.deadline_at:
                     ledger.fail(too_late(record, index, deadline))
                     continue
                 accumulator = only or await self._accumulator_of(record, ledger)

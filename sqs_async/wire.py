@@ -19,8 +19,8 @@ where botocore (`json.dumps`) puts spaces and `\\u` escapes, so the bytes differ
 document is the same; 30 to 50 times faster, which is what decides 64 KiB messages. The
 signature is botocore's, over these bytes.
 
-`LeanSqsClient` wraps an aiobotocore SQS client: the calls in `LEAN_CALLS` go the lean way,
-every other attribute is the client's.
+`LeanSqsClient` wraps an aiobotocore SQS client: its three batch calls (their requests and
+successful answers are flat JSON) go the lean way, every other attribute is the client's.
 """
 
 from __future__ import annotations
@@ -34,13 +34,6 @@ import orjson
 from aiobotocore.client import AioBaseClient
 from aiobotocore.endpoint import convert_to_response_dict
 from botocore.awsrequest import AWSRequest, prepare_request_dict
-
-# The batch calls on the hot path: their requests and successful answers are flat JSON.
-LEAN_CALLS = {
-    "send_message_batch": "SendMessageBatch",
-    "delete_message_batch": "DeleteMessageBatch",
-    "change_message_visibility_batch": "ChangeMessageVisibilityBatch",
-}
 
 
 def on_wire(client: Any, wire: str) -> Any:

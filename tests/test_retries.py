@@ -6,6 +6,7 @@ the local server and are read back.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from sqs_async import RetryPolicy, SqsClientError, SqsSender
 from sqs_async.errors import MISSING_RESULT, explain
+from sqs_async.retry import Sleep
 
 from .conftest import RecordingSleep, bodies, make_queue
 from .faults import FaultyClient, client_error
@@ -32,7 +34,7 @@ def settings(server: Any, wire: str) -> dict[str, Any]:
     return {**server.client_settings, "wire": wire}
 
 
-def sender(client: Any, queue_url: str, sleep: RecordingSleep, **settings: Any) -> SqsSender:
+def sender(client: Any, queue_url: str, sleep: Sleep, **settings: Any) -> SqsSender:
     settings.setdefault("retry", POLICY)
     return SqsSender(queue_url=queue_url, client=client, sleep=sleep, **settings)
 
@@ -297,20 +299,30 @@ async def test_a_borrowed_client_stays_open(
 
 
 async def test_a_retried_entry_rides_with_fresh_messages(
-    real_client: Any, sync_client: Any, queue_url: str, sleep: RecordingSleep
+    real_client: Any, sync_client: Any, queue_url: str
 ) -> None:
     """m0 fails once; once its backoff has passed it leaves with the next request that has
     room (the last, partly filled one), not in a request of its own."""
+    backed_off = asyncio.Event()
 
-    faulty = FaultyClient(
+    async def backoff(seconds: float) -> None:  # no wall clock: it passes at once
+        backed_off.set()
+
+    class SecondAnswerAfterTheBackoff(FaultyClient):
+        async def send_message_batch(self, **kwargs: Any) -> Any:
+            if len(self.calls) == 1:  # the second request ends once m0 is back to be sent
+                async with asyncio.timeout(30):  # ends a hang; never decides a pass
+                    await backed_off.wait()
+            return await super().send_message_batch(**kwargs)
+
+    faulty = SecondAnswerAfterTheBackoff(
         real_client,
-        delay=0.02,  # longer than a backoff under the recording sleep
         entry_fault=lambda body, attempt: (
             ("InternalError", False) if body == "m0" and attempt == 1 else None
         ),
     )
     messages = [f"m{i}" for i in range(25)]
-    async with sender(faulty, queue_url, sleep, max_in_flight=1) as s:
+    async with sender(faulty, queue_url, backoff, max_in_flight=1) as s:
         result = await s.send(messages)
 
     assert result.failed == [] and result.requests == 3 and result.retried == 1

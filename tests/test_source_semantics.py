@@ -24,11 +24,12 @@ from .conftest import LOCAL_RUNNER, options, until
 from .faults import Forwarding
 
 
-def read_fn(**kwargs: Any) -> Any:
-    """The DoFn a ReadFromSqs transform would run (built the way `expand` builds it)."""
+def read_fn(queue_url: str = "http://127.0.0.1:9/123456789012/q", **kwargs: Any) -> Any:
+    """The DoFn a ReadFromSqs transform would run (built the way `expand` builds it); each
+    call makes another instance, as another worker process would."""
     from beam_adapter.source import _BoundedReadFn, _UnboundedReadFn
 
-    transform = ReadFromSqs(queue_url="http://127.0.0.1:9/123456789012/q", **kwargs)
+    transform = ReadFromSqs(queue_url=queue_url, **kwargs)
     kind = _BoundedReadFn if transform._read.bounded else _UnboundedReadFn
     return kind(transform._config, transform._read)
 
@@ -52,10 +53,7 @@ def test_a_streaming_reads_size_is_the_queues_backlog(
 
     for i in range(7):
         sync_client.send_message(QueueUrl=queue_url, MessageBody=f"m{i}")
-    fn = source._UnboundedReadFn(
-        ReadFromSqs(queue_url=queue_url, **server.client_settings)._config,
-        ReadFromSqs(queue_url=queue_url)._read,
-    )
+    fn = read_fn(queue_url, **server.client_settings)
     whole = fn.initial_restriction(None)
     source._backlog.pop(queue_url, None)
     assert fn.restriction_size(None, whole) == 0  # not known yet: no absurd 2**63
@@ -225,17 +223,21 @@ def test_teardown_logs_the_deletes_the_metrics_cannot_count(
 
 class ArmedEmptyPoll(Forwarding):
     """Forwards to the real client. Once armed, the next receive answers "empty" at once (as
-    when another reader holds every visible message) and the one after answers 0.5 s late."""
+    when another reader holds every visible message) and the one after answers only once
+    that empty answer has been given (and read: in the step that returned it)."""
 
     armed = 0
+    empty_given: asyncio.Event
 
     async def receive_message(self, **kwargs: Any) -> Any:
         if ArmedEmptyPoll.armed == 2:
             ArmedEmptyPoll.armed = 1
+            ArmedEmptyPoll.empty_given.set()
             return {"Messages": []}
         if ArmedEmptyPoll.armed == 1:
             ArmedEmptyPoll.armed = 0
-            await asyncio.sleep(0.5)
+            async with asyncio.timeout(30):  # ends a hang; never decides a pass
+                await ArmedEmptyPoll.empty_given.wait()
         return await self.inner.receive_message(**kwargs)
 
 
@@ -246,24 +248,23 @@ def test_until_empty_takes_over_what_open_polls_bring_after_an_empty_one(
     # Two readers split a queue (readers=2 on two workers): one poll can come back empty while
     # another is bringing messages in. Ending the read then, and releasing those, lost 130 of
     # 400 messages in a run under load. One bundle, the empty answer first:
-    from beam_adapter import runtime, source
+    from beam_adapter import runtime
 
     for i in range(10):
         sync_client.send_message(QueueUrl=queue_url, MessageBody=f"m{i}")
-    transform = ReadFromSqs(
-        queue_url=queue_url,
+    fn = read_fn(
+        queue_url,
         until_empty=True,
         wait_time_seconds=1,
         concurrent_receives=2,
         client_wrapper=ArmedEmptyPoll,
         **server.client_settings,
     )
-    fn = source._BoundedReadFn(transform._config, transform._read)
     fn.setup()
     try:
         receiver = fn._receiver
         runtime.run(receiver.release(runtime.run(receiver.stop_polling())))  # all visible
-        ArmedEmptyPoll.armed = 2
+        ArmedEmptyPoll.armed, ArmedEmptyPoll.empty_given = 2, asyncio.Event()
         tracker = fn.create_tracker(fn.initial_restriction(None))
         view, watermark, finalizer = TrackerView(tracker), Watermark(), Finalizer()
         emitted = list(fn.read_messages(time.time(), view, watermark, finalizer))
@@ -317,18 +318,18 @@ def test_a_bounded_read_moving_between_workers_leaves_nothing_behind(
     # own. A receiver that kept prefetching after its bundle held messages no bundle would
     # emit: the other reader found the queue "empty" and ended (39 of 400 unread in a run
     # under load). Two DoFn instances stand for the two processes.
-    from beam_adapter import source
-
     for i in range(30):
         sync_client.send_message(QueueUrl=queue_url, MessageBody=f"m{i}")
-    transform = ReadFromSqs(
-        queue_url=queue_url,
-        until_empty=True,
-        wait_time_seconds=1,
-        bundle_size=5,
-        **server.client_settings,
+    first, second = (
+        read_fn(
+            queue_url,
+            until_empty=True,
+            wait_time_seconds=1,
+            bundle_size=5,
+            **server.client_settings,
+        )
+        for _ in "12"
     )
-    first, second = (source._BoundedReadFn(transform._config, transform._read) for _ in "12")
     emitted: list[str] = []
     first.setup()
     second.setup()
