@@ -3,16 +3,19 @@ them, signed by botocore's own SigV4 signer, sent on aiobotocore's connection po
 
 Why: once requests overlap, CPU per request decides the engine's throughput, and most of
 botocore's is generic machinery (parameter handling, serializer, event hooks, user agent,
-response parser), not the work a SendMessageBatch needs.
+response parser, and the HTTP session's per-request set-up), not the work a
+SendMessageBatch needs.
 
 What stays aiobotocore's: the session, credentials and their refresh (the client's signer
 hands out frozen credentials for each request), region and endpoint (botocore's endpoint
-rules, resolved once per operation), TLS settings, proxies and timeouts (the client's HTTP
-session sends the request and maps connection errors), and every error: an answer that is
-not a success is parsed by the client's own parser, goes through the client's after-call
-handlers and is raised as the client's own exception, so retries, throttling detection and
-fatal codes see exactly what they see on the botocore path. `tests/test_wire.py` proves the
-requests equal aiobotocore's and the errors equal botocore's.
+rules, resolved once per operation), the HTTP session's aiohttp pool with its TLS settings,
+timeouts and proxies (the proxy for an operation's URL is looked up once, as the session
+looks it up), and every error: an answer that is not a success is parsed by the client's own
+parser, goes through the client's after-call handlers and is raised as the client's own
+exception; a request that gets no answer raises the botocore exception aiobotocore's HTTP
+session maps it to (`transport_error`). So retries, throttling detection and fatal codes see
+exactly what they see on the botocore path. `tests/test_wire.py` proves the requests equal
+aiobotocore's and the errors equal botocore's.
 
 The body is the JSON document botocore would send, written by orjson: compact and in UTF-8
 where botocore (`json.dumps`) puts spaces and `\\u` escapes, so the bytes differ while the
@@ -25,30 +28,52 @@ successful answers are flat JSON) go the lean way, every other attribute is the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
+import aiohttp
 import orjson
+from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.client import AioBaseClient
 from aiobotocore.endpoint import convert_to_response_dict
-from botocore.awsrequest import AWSRequest, prepare_request_dict
+from aiobotocore.httpsession import AIOHTTPSession
+from botocore.auth import _host_from_url
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest, prepare_request_dict
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from botocore.httpsession import mask_proxy_url
+from botocore.utils import ensure_boolean
+from multidict import CIMultiDict
+from yarl import URL
 
 
 def on_wire(client: Any, wire: str) -> Any:
     """`client` with its hot calls on the lean path when `wire` is "lean" and it is an
-    aiobotocore SQS client that signs with SigV4; otherwise `client` as it is (a test double,
-    a wrapper, an unsigned client)."""
+    aiobotocore SQS client that signs with SigV4 and sends with aiohttp; otherwise `client`
+    as it is (a test double, a wrapper, an unsigned client, another HTTP client)."""
     if wire == "lean" and can_go_lean(client):
         return LeanSqsClient(client)
     return client
 
 
 def can_go_lean(client: Any) -> bool:
-    """Whether `client` is an aiobotocore SQS client speaking JSON and signing with SigV4,
-    with the parts the lean path uses (an aiobotocore release without them goes its own
-    way)."""
+    """Whether `client` is an aiobotocore SQS client speaking JSON, signing with SigV4 and
+    sending with aiobotocore's aiohttp session, with the parts the lean path uses (an
+    aiobotocore release without them goes its own way)."""
     if not isinstance(client, AioBaseClient) or not all(
         hasattr(client, part)
         for part in (
@@ -61,6 +86,11 @@ def can_go_lean(client: Any) -> bool:
         )
     ):
         return False
+    http = client._endpoint.http_session
+    if type(http) is not AIOHTTPSession or not all(
+        hasattr(http, part) for part in ("_get_session", "_proxy_config")
+    ):
+        return False  # another HTTP client (httpx, a subclass): the client's own path
     service_model = client.meta.service_model
     return bool(
         service_model.service_name == "sqs"
@@ -97,9 +127,12 @@ class _Operation:
     name: str
     model: Any
     url: str
+    target: URL  # the URL as aiohttp takes it (already encoded)
     headers: dict[str, str]
     signing_name: str
     signing_region: str
+    proxy_url: str | None
+    proxy_headers: dict[str, str]
 
 
 class LeanSqsClient:
@@ -124,31 +157,65 @@ class LeanSqsClient:
     async def _call(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         operation = self._operations.get(name) or await self._prepare(name, params)
         body = orjson.dumps(params, default=_to_json)
-        request = _Request(
-            method="POST", url=operation.url, data=body, headers=dict(operation.headers)
-        )
+        request = _Request(method="POST", url=operation.url, data=body, headers=operation.headers)
         signer = self._client._request_signer
         auth = await signer.get_auth_instance(
             operation.signing_name, operation.signing_region, signer._signature_version
         )
         auth.add_auth(request)
-        response = await self._client._endpoint.http_session.send(request.prepare())
-        status = response.status_code
+        headers = CIMultiDict(request.headers.items())
+        headers["Accept-Encoding"] = "identity"  # as aiobotocore: botocore/botocore#1255
+        response, content, response_headers = await self._send(operation, headers, body)
+        status = response.status
+        if status < 300:
+            try:
+                parsed = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                parsed["ResponseMetadata"] = {
+                    "RequestId": response_headers.get("x-amzn-requestid"),
+                    "HTTPStatusCode": status,
+                    "HTTPHeaders": response_headers,
+                    "RetryAttempts": 0,
+                }
+                return parsed
+        # Not a success, or a success body that is not a JSON object: botocore reads it.
+        answer = AioAWSResponse(str(response.url), status, response_headers, response)
         if status >= 300:
-            raise await self._error(operation, response)
+            raise await self._error(operation, answer)
+        return await self._parsed(operation, answer)
+
+    async def _send(
+        self, operation: _Operation, headers: CIMultiDict[str], body: bytes
+    ) -> tuple[aiohttp.ClientResponse, bytes, dict[str, str]]:
+        """The request on the aiohttp session aiobotocore's HTTP session keeps for this
+        proxy (its pool, TLS context and timeouts): what `AIOHTTPSession.send` does with it,
+        less the look-ups that do not change between requests. The answer is read whole, as
+        aiobotocore reads it; a request that gets none raises botocore's exception."""
+        http = self._client._endpoint.http_session
         try:
-            parsed = orjson.loads(await response.content)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):  # what botocore makes of it, however odd
-            return await self._parsed(operation, response)
-        parsed["ResponseMetadata"] = {
-            "RequestId": response.headers.get("x-amzn-requestid"),
-            "HTTPStatusCode": status,
-            "HTTPHeaders": response.headers,
-            "RetryAttempts": 0,
-        }
-        return parsed
+            session = await http._get_session(operation.proxy_url)
+            response = await session.request(
+                "POST",
+                url=operation.target,
+                headers=headers,
+                data=body,
+                proxy=operation.proxy_url,
+                proxy_headers=operation.proxy_headers,
+            )
+            # botocore reads header names in lower case (aiobotocore: the same).
+            response_headers = {
+                name.decode("utf-8").lower(): value.decode("utf-8")
+                for name, value in response.raw_headers
+            }
+            return response, await response.read(), response_headers
+        except concurrent.futures.CancelledError:
+            raise  # as aiobotocore: not a failure of the request
+        except Exception as error:
+            raise transport_error(
+                error, operation.url, operation.proxy_url, headers, body
+            ) from error
 
     async def _parsed(self, operation: _Operation, response: Any) -> dict[str, Any]:
         """The answer as the client's own parser reads it."""
@@ -199,13 +266,55 @@ class LeanSqsClient:
             context=context,
         )
         signing = context.get("signing", {})
+        url = request_dict["url"]
+        proxies = client._endpoint.http_session._proxy_config
+        proxy_headers = proxies.proxy_headers_for(url)  # sic: aiobotocore passes the URL
+        if ensure_boolean(os.environ.get("BOTO_EXPERIMENTAL__ADD_PROXY_HOST_HEADER", "")):
+            proxy_headers["host"] = urlparse(url).hostname
         operation = _Operation(
             name=name,
             model=model,
-            url=request_dict["url"],
-            headers=dict(request_dict["headers"]),
+            url=url,
+            target=URL(url, encoded=True),
+            # The Host header botocore's signer signs, set here rather than derived from the
+            # URL on every request (botocore's own to-do); aiohttp sends it as it is.
+            headers={**request_dict["headers"], "host": _host_from_url(url)},
             signing_name=signing.get("signing_name") or client._request_signer._signing_name,
             signing_region=signing.get("region") or client._request_signer._region_name,
+            proxy_url=proxies.proxy_url_for(url),
+            proxy_headers=proxy_headers,
         )
         self._operations[name] = operation
         return operation
+
+
+def transport_error(
+    error: Exception, url: str, proxy_url: str | None, headers: Any, body: bytes
+) -> Exception:
+    """The botocore exception aiobotocore's HTTP session raises when a request gets no answer
+    (`AIOHTTPSession.send`'s mapping, in its order; `tests/test_wire.py` holds the two
+    alike for every fault a loopback server can cause)."""
+    failure: Exception  # botocore's exceptions are untyped
+    match error:
+        case aiohttp.ClientSSLError():
+            failure = SSLError(endpoint_url=url, error=error)
+        case aiohttp.ClientProxyConnectionError() | aiohttp.ClientHttpProxyError():
+            failure = ProxyConnectionError(proxy_url=mask_proxy_url(proxy_url), error=error)
+        case (
+            aiohttp.ServerDisconnectedError()
+            | aiohttp.ClientPayloadError()
+            | aiohttp.http_exceptions.BadStatusLine()
+        ):
+            request = AWSPreparedRequest("POST", url, headers, body, False)
+            failure = ConnectionClosedError(error=error, request=request, endpoint_url=url)
+        case aiohttp.ServerTimeoutError() if str(error).lower().startswith("connect"):
+            failure = ConnectTimeoutError(endpoint_url=url, error=error)
+        case aiohttp.ServerTimeoutError():
+            failure = ReadTimeoutError(endpoint_url=url, error=error)
+        case aiohttp.ClientConnectorError() | aiohttp.ClientConnectionError() | socket.gaierror():
+            failure = EndpointConnectionError(endpoint_url=url, error=error)
+        case asyncio.TimeoutError():
+            failure = ReadTimeoutError(endpoint_url=url, error=error)
+        case _:
+            failure = HTTPClientError(error=error)
+    return failure

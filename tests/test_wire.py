@@ -1,32 +1,41 @@
 """The lean wire path sends the request aiobotocore would send and reads every answer as
 botocore reads it (`sqs_async.wire`).
 
-Requests: the same calls go through aiobotocore (captured by its `before-send` event, the last
-step before the network) and through the lean path (captured at the HTTP session both share),
-with the same credentials, region and a frozen clock; method, URL, body bytes and every signed
-header (the signature included) must be equal. Answers: a server on 127.0.0.1 gives canned
-answers (errors of every shape the engine classifies, malformed bodies, partial successes);
-both paths must end in the same exception or the same parsed answer, and the engine must
-classify them alike.
+Requests: the same calls go through aiobotocore (captured by its `before-send` event) and
+through the lean path (captured where both hand the request to aiohttp: the session
+aiobotocore's HTTP session keeps), with the same credentials, region and a frozen clock;
+method, URL, the body's JSON document and every signed header must be equal, and the signature
+must be what the client's own signer makes of the lean body. What reaches aiohttp (proxy,
+headers, options) and what reaches a server on 127.0.0.1 are compared too.
+
+Answers: a server on 127.0.0.1 gives canned answers (errors of every shape the engine
+classifies, malformed bodies, partial successes) or none (a closed connection, a cut answer,
+silence, an untrusted certificate, a proxy that refuses); both paths must end in the same
+exception or the same parsed answer, and the engine must classify them alike.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
 from botocore.awsrequest import AWSRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from yarl import URL
 
+from benchmarks.harness import self_signed_certificate
 from sqs_async.retry import classify, error_code
 from sqs_async.validation import QueueTraits, prepare
 from sqs_async.wire import LeanSqsClient, can_go_lean, on_wire
@@ -45,12 +54,52 @@ class _Captured(Exception):
     pass
 
 
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
+class _Answer:
+    """What aiohttp's `ClientSession.request` returns, as far as either path reads it."""
+
+    def __init__(self, url: Any, body: bytes) -> None:
+        self.url, self.status, self.raw_headers, self.body = url, 200, (), body
 
     async def read(self) -> bytes:
         return self.body
+
+
+class _Recorder:
+    """Stands in for the aiohttp session aiobotocore's HTTP session keeps: records each
+    request handed to it, answers an empty success."""
+
+    def __init__(self) -> None:
+        self.calls: list[SimpleNamespace] = []
+
+    async def request(self, method: str, url: Any, **options: Any) -> _Answer:
+        self.calls.append(
+            SimpleNamespace(
+                method=method,
+                url=str(url),
+                headers=options["headers"],
+                body=options["data"],
+                options=options,
+            )
+        )
+        return _Answer(url, b'{"Successful": [], "Failed": []}')
+
+
+@contextmanager
+def recorded(client: Any) -> Iterator[_Recorder]:
+    """Requests the client's HTTP session would give aiohttp, recorded instead of sent."""
+    recorder = _Recorder()
+    session = client._endpoint.http_session
+
+    async def get_session(proxy_url: str | None) -> _Recorder:
+        recorder.proxy_url = proxy_url  # type: ignore[attr-defined]
+        return recorder
+
+    original = session._get_session
+    session._get_session = get_session
+    try:
+        yield recorder
+    finally:
+        session._get_session = original
 
 
 @asynccontextmanager
@@ -86,21 +135,10 @@ async def botocore_request(client: Any, call: str, params: dict[str, Any]) -> An
 
 
 async def lean_request(client: Any, call: str, params: dict[str, Any]) -> Any:
-    """The request the lean path hands to the client's HTTP session."""
-    seen: list[Any] = []
-    session = client._endpoint.http_session
-    original = session.send
-
-    async def capture(request: Any) -> Any:
-        seen.append(request)
-        return AioAWSResponse(request.url, 200, {}, _Raw(b'{"Successful": [], "Failed": []}'))
-
-    session.send = capture
-    try:
+    """The request the lean path hands to aiohttp."""
+    with recorded(client) as recorder:
         await getattr(LeanSqsClient(client), call)(**params)
-    finally:
-        session.send = original
-    return seen[0]
+    return recorder.calls[0]
 
 
 def signed_headers(request: Any) -> dict[str, str]:
@@ -352,12 +390,17 @@ SUCCESSES: dict[str, tuple[int, dict[str, str], bytes]] = {
 
 
 @asynccontextmanager
-async def canned(answer: tuple[int, dict[str, str], bytes]) -> AsyncIterator[str]:
-    """A server on 127.0.0.1 that gives `answer` to every request."""
+async def canned(
+    answer: tuple[int, dict[str, str], bytes], seen: list[tuple[Any, bytes]] | None = None
+) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 that gives `answer` to every request (and puts the headers and
+    body of each request it receives in `seen`)."""
     status, headers, body = answer
 
     async def handle(request: web.Request) -> web.Response:
-        await request.read()
+        received = await request.read()
+        if seen is not None:
+            seen.append((request.headers.copy(), received))
         return web.Response(status=status, headers=headers, body=body)
 
     app = web.Application()
@@ -427,19 +470,152 @@ async def test_successful_answers_read_as_botocore_reads_them(case: str) -> None
     assert ours["ResponseMetadata"].get("RequestId") == theirs["ResponseMetadata"].get("RequestId")
 
 
-async def test_a_closed_port_raises_the_connection_error_botocore_raises() -> None:
+async def closed_port() -> str:
+    """An http URL on 127.0.0.1 where nothing listens any more."""
     async with canned(SUCCESSES["partial"]) as url:
-        pass  # the server is gone: nothing listens on its port any more
-    async with sqs_client(endpoint_url=url, config={"connect_timeout": 1}) as client:
-        raised = []
+        pass
+    return url
+
+
+async def both_failures(url: str, **settings: Any) -> tuple[Exception, Exception]:
+    """The exception each path raises for a request to `url` that gets no answer."""
+    raised = []
+    async with sqs_client(endpoint_url=url, **settings) as client:
         for path in (LeanSqsClient(client), client):
             with pytest.raises(Exception) as error:
                 await path.send_message_batch(
                     QueueUrl=QUEUE, Entries=[{"Id": "0", "MessageBody": "m"}]
                 )
             raised.append(error.value)
-    assert type(raised[0]) is type(raised[1])
-    assert classify(raised[0]) == classify(raised[1])
+    return raised[0], raised[1]
+
+
+def assert_same_failure(ours: Exception, theirs: Exception) -> None:
+    assert type(ours) is type(theirs), (ours, theirs)
+    assert str(ours) == str(theirs)
+    assert type(ours.__context__) is type(theirs.__context__)  # aiohttp's own error
+    assert (classify(ours), error_code(ours)) == (classify(theirs), error_code(theirs))
+
+
+async def test_a_closed_port_raises_the_connection_error_botocore_raises() -> None:
+    ours, theirs = await both_failures(await closed_port(), config={"connect_timeout": 1})
+    assert_same_failure(ours, theirs)
+
+
+@asynccontextmanager
+async def faulty(fault: str, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 that reads a request and then fails it as `fault` says:
+    closes the connection, answers something that is not HTTP, cuts its answer short, or
+    says nothing until the client gives up."""
+    handlers: list[asyncio.Task[Any]] = []
+    done = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            await reader.readexactly(length)
+            if fault == "not-http":
+                writer.write(b"HELLO THERE\r\n\r\n")
+            elif fault == "cut-short":
+                writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"Succ')
+            elif fault == "silent":
+                await done.wait()
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the client went first (a TLS client that refuses the certificate)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    finally:
+        done.set()
+        server.close()
+        await asyncio.gather(*handlers)
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("fault", ["disconnect", "not-http", "cut-short", "silent"])
+async def test_requests_without_an_answer_raise_what_aiobotocore_raises(fault: str) -> None:
+    async with faulty(fault) as url:
+        ours, theirs = await both_failures(url, config={"read_timeout": 0.2})
+    assert_same_failure(ours, theirs)
+
+
+async def test_an_untrusted_certificate_raises_the_ssl_error_botocore_raises(
+    tmp_path: Path,
+) -> None:
+    certificate, key = self_signed_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, key)
+    async with faulty("disconnect", tls=context) as url:
+        ours, theirs = await both_failures(url)  # verified against the system's CAs
+    assert_same_failure(ours, theirs)
+    assert type(ours).__name__ == "SSLError"
+
+
+async def test_the_proxy_from_the_config_is_used_and_its_failure_is_botocores() -> None:
+    proxy = await closed_port()
+    async with canned(SUCCESSES["partial"]) as url:  # reachable, but not through the proxy
+        ours, theirs = await both_failures(url, config={"proxies": {"http": proxy}})
+    assert_same_failure(ours, theirs)
+    assert type(ours).__name__ == "ProxyConnectionError"
+
+
+# Headers that differ by design: the signature and length of bodies written differently (the
+# signature is compared above), and botocore's retry bookkeeping (unsigned; an invocation id
+# and attempt number for botocore's own retries, which the engine does not use).
+NOT_COMPARED = ("authorization", "content-length", "amz-sdk-invocation-id", "amz-sdk-request")
+
+
+@pytest.mark.parametrize("proxies", [None, {"https": "http://user:secret@127.0.0.1:3128"}])
+async def test_aiohttp_gets_the_request_aiobotocore_gives_it(
+    proxies: dict[str, str] | None,
+) -> None:
+    """The same proxy, the same headers (less the signature and length of bodies that are
+    written differently), the same options."""
+    params = {"QueueUrl": QUEUE, "Entries": MESSAGES["attributes"]}
+    async with sqs_client(config={"proxies": proxies} if proxies else {}) as client:
+        with recorded(client) as recorder:
+            await LeanSqsClient(client).send_message_batch(**params)
+            await client.send_message_batch(**params)
+    ours, theirs = recorder.calls
+    assert (ours.method, ours.url) == (theirs.method, theirs.url)
+    assert ours.options["proxy"] == theirs.options["proxy"] == recorder.proxy_url  # type: ignore[attr-defined]
+    assert ours.options["proxy_headers"] == theirs.options["proxy_headers"]
+    assert theirs.options["chunked"] is None  # aiohttp's default, which the lean path keeps
+    assert {k for k in ours.options if k != "chunked"} == {
+        k for k in theirs.options if k != "chunked"
+    }
+    our_headers = {k.lower(): v for k, v in ours.headers.items() if k.lower() not in NOT_COMPARED}
+    # The lean path sets the Host header the signer signs; aiohttp derives the same from the URL.
+    assert our_headers.pop("host") == URL(theirs.url).host_port_subcomponent
+    assert our_headers == {
+        k.lower(): v for k, v in theirs.headers.items() if k.lower() not in NOT_COMPARED
+    }
+    assert json.loads(ours.body) == json.loads(theirs.body)
+
+
+async def test_a_server_receives_the_same_request_from_both_paths() -> None:
+    seen: list[tuple[Any, bytes]] = []
+    params = {"QueueUrl": QUEUE, "Entries": MESSAGES["non-ascii"]}
+    async with canned(SUCCESSES["partial"], seen) as url, sqs_client(endpoint_url=url) as client:
+        await LeanSqsClient(client).send_message_batch(**params)
+        await client.send_message_batch(**params)
+    (ours, our_body), (theirs, their_body) = seen
+    assert sorted((k.lower(), v) for k, v in ours.items() if k.lower() not in NOT_COMPARED) == (
+        sorted((k.lower(), v) for k, v in theirs.items() if k.lower() not in NOT_COMPARED)
+    )
+    assert ours["Content-Length"] == str(len(our_body))
+    assert json.loads(our_body) == json.loads(their_body)
 
 
 async def test_only_aiobotocore_sqs_clients_that_sign_go_lean() -> None:
