@@ -39,6 +39,7 @@ from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 JSON = "application/x-amz-json-1.0"
@@ -108,7 +109,8 @@ def _steady_rate(accepted_at: list[float]) -> float | None:
 
 
 def _message_id(body: str) -> str:
-    return body.split(":", 1)[0]
+    end = body.find(":")
+    return body if end < 0 else body[:end]
 
 
 class Endpoint:
@@ -140,7 +142,7 @@ class Endpoint:
 
     async def sqs(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
-        payload = json.loads(await request.read() or b"{}")
+        payload = orjson.loads(await request.read() or b"{}")
         state = self.state
         knobs = state.knobs
         if target == "SendMessageBatch":
@@ -277,7 +279,7 @@ class Endpoint:
 
 
 def _answer(body: dict[str, Any]) -> web.Response:
-    return web.Response(body=json.dumps(body).encode(), content_type=JSON)
+    return web.Response(body=orjson.dumps(body), content_type=JSON)
 
 
 def _error(code: str, message: str, status: int) -> web.Response:

@@ -280,7 +280,7 @@ def message_count(
     rate = 10 / latency if contender in SEQUENTIAL else 10 * scenario.max_in_flight / latency
     # The fastest contender's rate on two cores: every concurrent contender gets as many
     # messages, so each run lasts at least `seconds` and start-up weighs little.
-    rate = min(rate, rate_cap or (20_000 if scenario.body_bytes <= 4096 else 3000))
+    rate = min(rate, rate_cap or (30_000 if scenario.body_bytes <= 4096 else 5000))
     return int(max(200, min(rate * seconds, 200_000)) // 10 * 10)
 
 

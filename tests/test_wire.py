@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import get_session
 from aiohttp import web
 from botocore.awsrequest import AWSRequest
@@ -626,5 +627,11 @@ async def test_only_aiobotocore_sqs_clients_that_sign_go_lean() -> None:
         assert on_wire(client, "botocore") is client
     async with sqs_client(config={"signature_version": UNSIGNED}) as unsigned:
         assert on_wire(unsigned, "lean") is unsigned
+
+    class OwnHttpSession(AIOHTTPSession):  # a user's HTTP client: it may send differently
+        pass
+
+    async with sqs_client(config={"http_session_cls": OwnHttpSession}) as own:
+        assert on_wire(own, "lean") is own
     stub: Callable[[], None] = lambda: None  # noqa: E731 - anything that is not a client
     assert on_wire(stub, "lean") is stub
