@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import random
 import ssl
@@ -106,6 +107,16 @@ def _steady_rate(accepted_at: list[float]) -> float | None:
     if high - low < 10 or accepted_at[high] <= accepted_at[low]:
         return None
     return (high - low) / (accepted_at[high] - accepted_at[low])
+
+
+_ID_PREFIX = str(uuid.uuid4())[:23]  # this process's; a counter makes each id unique
+_ID_NUMBERS = itertools.count()
+
+
+def _sqs_message_id() -> str:
+    """A MessageId shaped like SQS's (a UUID), at a fraction of `uuid4`'s CPU: the endpoint
+    must not be what limits a fast client."""
+    return f"{_ID_PREFIX}-{next(_ID_NUMBERS):012x}"
 
 
 def _message_id(body: str) -> str:
@@ -261,7 +272,7 @@ class Endpoint:
             if state.accepted[message] == 1:
                 state.accepted_at.append(time.monotonic())
             state.order.append(message)
-            message_id = str(uuid.uuid4())
+            message_id = _sqs_message_id()
             state.available.append((body, message_id))
             state.message_ids.setdefault(message, []).append(message_id)
             successful.append(

@@ -51,7 +51,8 @@ DESCRIPTIONS = {
     "max_request_bytes": "request size limit (sum of message sizes)",
     "connect_timeout": "seconds to connect, per attempt",
     "read_timeout": "seconds to wait for an answer, per attempt",
-    "wire": '`"lean"`: batch calls built and signed as botocore would, with less CPU; '
+    "wire": '`"lean"`: batch calls and ReceiveMessage built and signed as botocore would, '
+    "with less CPU; "
     '`"botocore"`: its generic call path',
     "config": "a `SenderConfig` (keywords given as well override its fields)",
     "client": "an open aiobotocore SQS client to borrow (never closed by the sender)",

@@ -1,4 +1,4 @@
-"""The lean wire path: the engine's hot batch calls built as the AWS JSON protocol defines
+"""The lean wire path: the engine's hot calls built as the AWS JSON protocol defines
 them, signed by botocore's own SigV4 signer, sent on aiobotocore's connection pool.
 
 Why: once requests overlap, CPU per request decides the engine's throughput, and most of
@@ -22,8 +22,10 @@ where botocore (`json.dumps`) puts spaces and `\\u` escapes, so the bytes differ
 document is the same; 30 to 50 times faster, which is what decides 64 KiB messages. The
 signature is botocore's, over these bytes.
 
-`LeanSqsClient` wraps an aiobotocore SQS client: its three batch calls (their requests and
-successful answers are flat JSON) go the lean way, every other attribute is the client's.
+`LeanSqsClient` wraps an aiobotocore SQS client: its three batch calls and `ReceiveMessage`
+go the lean way, every other attribute is the client's. A successful answer with nothing
+botocore converts (no blob, no timestamp: the batch calls') is read as the JSON it is; one
+with binary values (`ReceiveMessage`'s message attributes) is read by the client's parser.
 """
 
 from __future__ import annotations
@@ -133,10 +135,11 @@ class _Operation:
     signing_region: str
     proxy_url: str | None
     proxy_headers: dict[str, str]
+    plain_answer: bool  # a success is its JSON as it is (see `_converts`)
 
 
 class LeanSqsClient:
-    """An aiobotocore SQS client whose hot batch calls take the lean wire path."""
+    """An aiobotocore SQS client whose hot calls take the lean wire path."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -154,6 +157,9 @@ class LeanSqsClient:
     async def change_message_visibility_batch(self, **params: Any) -> dict[str, Any]:
         return await self._call("ChangeMessageVisibilityBatch", params)
 
+    async def receive_message(self, **params: Any) -> dict[str, Any]:
+        return await self._call("ReceiveMessage", params)
+
     async def _call(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         operation = self._operations.get(name) or await self._prepare(name, params)
         body = orjson.dumps(params, default=_to_json)
@@ -167,7 +173,7 @@ class LeanSqsClient:
         headers["Accept-Encoding"] = "identity"  # as aiobotocore: botocore/botocore#1255
         response, content, response_headers = await self._send(operation, headers, body)
         status = response.status
-        if status < 300:
+        if status < 300 and operation.plain_answer:
             try:
                 parsed = orjson.loads(content)
             except orjson.JSONDecodeError:
@@ -180,7 +186,8 @@ class LeanSqsClient:
                     "RetryAttempts": 0,
                 }
                 return parsed
-        # Not a success, or a success body that is not a JSON object: botocore reads it.
+        # Not a success, an answer with values to convert, or a success body that is not a
+        # JSON object: botocore reads it.
         answer = AioAWSResponse(str(response.url), status, response_headers, response)
         if status >= 300:
             raise await self._error(operation, answer)
@@ -283,9 +290,27 @@ class LeanSqsClient:
             signing_region=signing.get("region") or client._request_signer._region_name,
             proxy_url=proxies.proxy_url_for(url),
             proxy_headers=proxy_headers,
+            plain_answer=not _converts(model.output_shape),
         )
         self._operations[name] = operation
         return operation
+
+
+def _converts(shape: Any, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether botocore's JSON parser turns some value of `shape` into something other than
+    its JSON (a blob into bytes, a timestamp into a datetime)."""
+    if shape is None or shape.name in seen:
+        return False
+    seen |= {shape.name}
+    if shape.type_name in ("blob", "timestamp"):
+        return True
+    if shape.type_name == "structure":
+        return any(_converts(member, seen) for member in shape.members.values())
+    if shape.type_name == "list":
+        return _converts(shape.member, seen)
+    if shape.type_name == "map":
+        return _converts(shape.value, seen)
+    return False
 
 
 def transport_error(

@@ -276,9 +276,20 @@ async def test_endpoints_resolve_as_botocore_resolves_them(settings: dict[str, A
             "change_message_visibility_batch",
             {"Entries": [{"Id": "0", "ReceiptHandle": "AQEBrh", "VisibilityTimeout": 0}]},
         ),
+        (
+            "receive_message",
+            {
+                "MaxNumberOfMessages": 10,
+                "WaitTimeSeconds": 20,
+                "VisibilityTimeout": 30,
+                "MessageSystemAttributeNames": ["All"],
+                "MessageAttributeNames": ["All"],
+                "ReceiveRequestAttemptId": "attempt-1",
+            },
+        ),
     ],
 )
-async def test_the_receipt_handle_calls_are_the_requests_botocore_sends(
+async def test_the_receiving_calls_are_the_requests_botocore_sends(
     call: str, params: dict[str, Any]
 ) -> None:
     async with sqs_client(aws_session_token="token") as client:
@@ -417,18 +428,22 @@ async def canned(
         await runner.cleanup()
 
 
-async def both_answers(answer: tuple[int, dict[str, str], bytes]) -> tuple[Any, Any]:
-    """What each path makes of `answer`: the parsed answer, or the exception raised."""
+async def both_answers(
+    answer: tuple[int, dict[str, str], bytes], call: str = "send_message_batch"
+) -> tuple[Any, Any]:
+    """What each path makes of `answer` to `call`: the parsed answer, or the exception
+    raised."""
+    params = {
+        "send_message_batch": {
+            "Entries": [{"Id": str(i), "MessageBody": "m"} for i in range(3)],
+        },
+        "receive_message": {"MaxNumberOfMessages": 10, "MessageAttributeNames": ["All"]},
+    }[call]
     outcomes = []
     async with canned(answer) as url, sqs_client(endpoint_url=url) as client:
         for path in (LeanSqsClient(client), client):
             try:
-                outcomes.append(
-                    await path.send_message_batch(
-                        QueueUrl=QUEUE,
-                        Entries=[{"Id": str(i), "MessageBody": "m"} for i in range(3)],
-                    )
-                )
+                outcomes.append(await getattr(path, call)(QueueUrl=QUEUE, **params))
             except Exception as exc:
                 outcomes.append(exc)
     return outcomes[0], outcomes[1]
@@ -469,6 +484,43 @@ async def test_successful_answers_read_as_botocore_reads_them(case: str) -> None
         ours["ResponseMetadata"]["HTTPStatusCode"] == theirs["ResponseMetadata"]["HTTPStatusCode"]
     )
     assert ours["ResponseMetadata"].get("RequestId") == theirs["ResponseMetadata"].get("RequestId")
+
+
+RECEIVED = {
+    "Messages": [
+        {
+            "MessageId": "m-0",
+            "ReceiptHandle": "AQEB+/=0",
+            "MD5OfBody": "5d41402abc4b2a76b9719d911017c592",
+            "Body": "héllo \U0001f600",
+            "Attributes": {"SentTimestamp": "1764247296000", "ApproximateReceiveCount": "2"},
+            "MD5OfMessageAttributes": "0cc175b9c0f1b6a831c399e269772661",
+            "MessageAttributes": {
+                "text": {"DataType": "String", "StringValue": "ünïcode"},
+                "number": {"DataType": "Number", "StringValue": "-12.5e3"},
+                "blob": {"DataType": "Binary", "BinaryValue": "AAEC/f7/"},
+                "blobs": {"DataType": "Binary", "BinaryListValues": ["AA==", "/w=="]},
+            },
+        },
+        {"MessageId": "m-1", "ReceiptHandle": "AQEB1", "MD5OfBody": "x", "Body": "plain"},
+    ]
+}
+
+
+@pytest.mark.parametrize(
+    "body", [json.dumps(RECEIVED).encode(), b"{}"], ids=["messages", "no-messages"]
+)
+async def test_received_messages_read_as_botocore_reads_them(body: bytes) -> None:
+    ours, theirs = await both_answers((200, {"x-amzn-RequestId": "r"}, body), "receive_message")
+    assert not isinstance(ours, Exception), ours
+    assert {k: v for k, v in ours.items() if k != "ResponseMetadata"} == {
+        k: v for k, v in theirs.items() if k != "ResponseMetadata"
+    }
+    assert _metadata(ours["ResponseMetadata"]) == _metadata(theirs["ResponseMetadata"])
+    if ours.get("Messages"):  # binary values come as bytes, as botocore gives them
+        assert ours["Messages"][0]["MessageAttributes"]["blob"]["BinaryValue"] == bytes(
+            [0, 1, 2, 253, 254, 255]
+        )
 
 
 async def closed_port() -> str:
