@@ -3,7 +3,7 @@
 `SqsClient` is the interface: anything with these async methods works, so tests can wrap the
 real aiobotocore client to inject faults. `open_client` makes the real one, with botocore's
 own retries off (tenacity owns retries) and a connection pool as large as the concurrency,
-its hot batch calls on the lean wire path unless `wire="botocore"` (see `wire`).
+its hot calls on the lean wire path unless `wire="botocore"` (see `wire`).
 """
 
 from __future__ import annotations

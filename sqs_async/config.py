@@ -30,9 +30,9 @@ class ConnectionConfig:
     `endpoint_url`, `region_name`, credentials (default: the standard AWS chain, which is the
     way to go on a cluster), `verify` (TLS verification, or a CA bundle path), `use_ssl`,
     `api_version`, `connect_timeout` and `read_timeout` (seconds, per request attempt).
-    `wire`: "lean" sends the hot batch calls the lean way (`sqs_async.wire`: the same request,
-    signed by botocore's signer, for a third of the CPU), "botocore" through aiobotocore's
-    generic call path.
+    `wire`: "lean" sends the hot calls (the batch calls, `ReceiveMessage`) the lean way
+    (`sqs_async.wire`: the same request, signed by botocore's signer, for a third of the
+    CPU), "botocore" through aiobotocore's generic call path.
     """
 
     endpoint_url: str | None = None

@@ -298,11 +298,11 @@ class SqsSender(AsyncResource):
             let_go()
 
     async def _accumulator_of(self, record: Any, ledger: _SendLedger) -> Accumulator | Failed:
-        """The accumulator of `record`'s queue; a `Failed` (to fill in with the record) when
-        the record cannot be routed, or its queue cannot be found or refused this call."""
+        """The accumulator of a routed `record`'s queue; a `Failed` (to fill in with the
+        record) when the record cannot be routed, or its queue cannot be found or refused
+        this call. (Without routing every record goes to the one queue's: see `_feed`.)"""
         route = self._route
-        if route is None:
-            return self.dispatcher.accumulator(self.queue_url, self.traits)
+        assert route is not None, "only routed records are looked up"
         try:
             key = route(record)
             if not isinstance(key, str) or not key:

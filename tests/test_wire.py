@@ -71,6 +71,7 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.calls: list[SimpleNamespace] = []
+        self.proxy_url: str | None = None  # the proxy the session was asked for
 
     async def request(self, method: str, url: Any, **options: Any) -> _Answer:
         self.calls.append(
@@ -92,7 +93,7 @@ def recorded(client: Any) -> Iterator[_Recorder]:
     session = client._endpoint.http_session
 
     async def get_session(proxy_url: str | None) -> _Recorder:
-        recorder.proxy_url = proxy_url  # type: ignore[attr-defined]
+        recorder.proxy_url = proxy_url
         return recorder
 
     original = session._get_session
@@ -642,7 +643,7 @@ async def test_aiohttp_gets_the_request_aiobotocore_gives_it(
             await client.send_message_batch(**params)
     ours, theirs = recorder.calls
     assert (ours.method, ours.url) == (theirs.method, theirs.url)
-    assert ours.options["proxy"] == theirs.options["proxy"] == recorder.proxy_url  # type: ignore[attr-defined]
+    assert ours.options["proxy"] == theirs.options["proxy"] == recorder.proxy_url
     assert ours.options["proxy_headers"] == theirs.options["proxy_headers"]
     assert theirs.options["chunked"] is None  # aiohttp's default, which the lean path keeps
     assert {k for k in ours.options if k != "chunked"} == {
