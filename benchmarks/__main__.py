@@ -1,5 +1,7 @@
 """`python -m benchmarks [--quick] [--out FILE]`: throughput of sqs_async against its peers on one
-endpoint, in one run. Prints a table, writes JSON and a plot under benchmarks/results/."""
+endpoint, in one run. Prints a table, writes JSON to FILE (default benchmarks/out/latest.json,
+not tracked) and a plot beside it. The committed results (benchmarks/results/) change only on
+purpose: `--out benchmarks/results/latest.json`."""
 
 from __future__ import annotations
 
@@ -57,6 +59,10 @@ FULL = [
 ]
 
 
+# Where a run's results go unless --out says otherwise: not tracked by git.
+DEFAULT_OUT = HERE / "out" / "latest.json"
+
+
 def memory_check(counts: tuple[int, int]) -> dict[str, float]:
     """Peak RSS of the engine sending N small messages from a generator, for two N."""
     scenario = Scenario(latency_ms=0, body_bytes=100, max_in_flight=64, jitter=0)
@@ -76,8 +82,15 @@ def memory_check(counts: tuple[int, int]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer scenarios, ~6 minutes")
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer scenarios, 6-13 minutes on 2 cores"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="write the results as JSON here, and the plot beside it (.png)",
+    )
     parser.add_argument(
         "--moto",
         action="store_true",
@@ -134,13 +147,10 @@ def main() -> None:
         "memory_peak_rss_mb": memory,
         "scenarios": [r.as_json() for r in results],
     }
-    out_dir = HERE / "results"
-    out_dir.mkdir(exist_ok=True)
-    if args.out:
-        args.out.write_text(json.dumps(document, indent=2))
-    else:
-        (out_dir / "latest.json").write_text(json.dumps(document, indent=2))
-    png = plot(results, out_dir / "throughput.png")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2))
+    print(f"results: {args.out}")
+    png = plot(results, args.out.with_suffix(".png"))
     if png:
         print(f"plot: {png}")
 

@@ -1,8 +1,10 @@
 """Send messages with the sqs_async engine to an embedded local SQS server and read them back
 with its receiver.
 
-Run with `make demo` (or `python examples/engine_demo.py --count 500`). No AWS account needed:
-the server is moto's, on 127.0.0.1.
+    python examples/engine_demo.py                # 100 messages
+    python examples/engine_demo.py --count 500
+
+No AWS account needed: the server is moto's, on 127.0.0.1, started by the example itself.
 """
 
 from __future__ import annotations

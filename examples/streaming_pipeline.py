@@ -1,9 +1,11 @@
 """A streaming pipeline: read a queue without end, transform, write to another queue. Each
 message is deleted from the source once the bundle that read it is committed.
 
+Locally, with a server started by `sqs-async local --port 9324 --queue orders --queue shouted`:
+
     python examples/streaming_pipeline.py --source orders --target shouted \\
         --endpoint_url=http://127.0.0.1:9324 --region_name=us-east-1 \\
-        --aws_access_key_id=x --aws_secret_access_key=x --runner=FnApiRunner
+        --aws_access_key_id=testing --aws_secret_access_key=testing --runner=FnApiRunner
 
 Runs until stopped (Ctrl-C). On this machine it is exercised on the FnApiRunner, which runs
 the unbounded read as a loop of checkpointed bundles.

@@ -117,6 +117,11 @@ DESCRIPTIONS = {
     "wait": "long-polling seconds (0-20)",
     "visibility-timeout": "seconds a message stays hidden while held",
     "local queue": "create this queue when starting (repeatable)",
+    "deadline": "stop after this many seconds: what is not confirmed by then fails",
+    "overwrite": "replace a `--failed` file that holds data (refused otherwise)",
+    "receive overwrite": "replace an `--output` file that holds data (refused otherwise)",
+    "detach": "run in the background; return once the server is ready",
+    "stop": "stop the server that `--detach` started on `--port`",
 }
 
 
@@ -149,7 +154,7 @@ def _cli_rows() -> Iterator[tuple[str, str, str, str]]:
     subparsers = next(a for a in cli_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command, sub in subparsers.choices.items():
         for action in sub._actions:
-            if isinstance(action, argparse._HelpAction):
+            if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
                 continue
             if action.option_strings:
                 option = action.option_strings[-1]

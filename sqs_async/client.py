@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from botocore.exceptions import NoRegionError
 
 from .config import SQS_MAX_BYTES, ConnectionConfig
 from .errors import SqsClientError, refusal
@@ -77,21 +78,39 @@ async def open_client(config: ConnectionConfig, stack: AsyncExitStack, *, pool_s
         parameter_validation=False,
     )
     session = get_session()
-    client = await stack.enter_async_context(
-        session.create_client(
-            "sqs",
-            region_name=config.region_name,
-            endpoint_url=config.endpoint_url,
-            aws_access_key_id=config.aws_access_key_id,
-            aws_secret_access_key=config.aws_secret_access_key,
-            aws_session_token=config.aws_session_token,
-            verify=config.verify,
-            use_ssl=config.use_ssl,
-            api_version=config.api_version,
-            config=aio_config,
-        )
-    )
+    try:
+        client = await stack.enter_async_context(create_client(session, config, aio_config))
+    except NoRegionError as exc:
+        raise SqsClientError(
+            "no AWS region was found: pass region_name (the command line's --region) or set "
+            "AWS_DEFAULT_REGION",
+            "NoRegionError",
+        ) from exc
+    except ValueError as exc:  # botocore's words for an endpoint URL it cannot use
+        if config.endpoint_url is None or "endpoint" not in str(exc).lower():
+            raise
+        raise SqsClientError(
+            f"invalid endpoint URL {config.endpoint_url!r}: give a whole URL, such as "
+            "http://127.0.0.1:9324",
+            "InvalidEndpoint",
+        ) from exc
     return on_wire(client, config.wire)
+
+
+def create_client(session: Any, config: ConnectionConfig, aio_config: AioConfig) -> Any:
+    """aiobotocore's client context for `config`."""
+    return session.create_client(
+        "sqs",
+        region_name=config.region_name,
+        endpoint_url=config.endpoint_url,
+        aws_access_key_id=config.aws_access_key_id,
+        aws_secret_access_key=config.aws_secret_access_key,
+        aws_session_token=config.aws_session_token,
+        verify=config.verify,
+        use_ssl=config.use_ssl,
+        api_version=config.api_version,
+        config=aio_config,
+    )
 
 
 async def resolve_queue_url(

@@ -90,14 +90,40 @@ _PERMISSION = {
     "sqs:GetQueueUrl for a queue name)",
 }
 _NO_QUEUE = "check the queue name or URL, the region and the endpoint"
+_CREDENTIALS = "check the credentials: the server did not accept them"
 _HINTS = {
     "AWS.SimpleQueueService.NonExistentQueue": _NO_QUEUE,
     "QueueDoesNotExist": _NO_QUEUE,
     "NoCredentialsError": "no AWS credentials were found: configure the standard AWS chain "
     "(environment, ~/.aws, instance or task role) or pass them explicitly",
     "NoRegionError": "no AWS region was found: set region_name or AWS_DEFAULT_REGION",
+    **dict.fromkeys(
+        (
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "SignatureDoesNotMatch",
+            "IncompleteSignature",
+            "MissingAuthenticationToken",
+            "InvalidSecurity",
+            "ExpiredToken",
+            "ExpiredTokenException",
+        ),
+        _CREDENTIALS,
+    ),
 }
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
+# No answer came back (botocore's exception names): the request never reached a server.
+_UNREACHED = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ProxyConnectionError",
+        "SSLError",
+        "HTTPClientError",
+    }
+)
 
 
 def refusal(
@@ -113,13 +139,27 @@ def refusal(
     kind = SqsUnavailableError if retryable else SqsClientError
     response = getattr(exc, "response", None)
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
-    return kind(explain(code, str(exc), queue, work=work), code, status)
+    return kind(explain(code, str(exc), queue, work=work, status=status), code, status)
 
 
-def explain(code: str, detail: str, queue: str, *, work: str = "send") -> str:
-    """A message a person can act on for a failure that affects the whole queue."""
+def explain(
+    code: str, detail: str, queue: str, *, work: str = "send", status: int | None = None
+) -> str:
+    """A message a person can act on for a failure that affects the whole queue; `status`
+    is the HTTP status of the answer, None when there was none."""
     if code in _ACCESS_DENIED:
         hint = f"the credentials in use need {_PERMISSION[work]} on this queue"
+    elif code in _HINTS:
+        hint = _HINTS[code]
+    elif code in _UNREACHED:
+        hint = "no answer from the endpoint: check its URL, and that the server is running"
+    elif status is not None and status >= 500:
+        hint = f"the server failed (HTTP {status}): try again later"
+    elif status is not None:
+        hint = (
+            f"the server refused the request (HTTP {status}): check that the endpoint is an "
+            "SQS endpoint, and the queue URL"
+        )
     else:
-        hint = _HINTS.get(code, "check the credentials, the region and the queue")
+        hint = "check the endpoint, the region and the queue"
     return f"SQS refused requests to {queue}: {code}: {detail} ({hint})"

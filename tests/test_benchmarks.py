@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from benchmarks.harness import EndpointProcess, Scenario, run_contender
@@ -48,3 +53,23 @@ def test_fifo_benchmark_checks_order(monkeypatch: pytest.MonkeyPatch) -> None:
     for row in rows:
         assert row["fifo_lost"] == row["fifo10_lost"] == 0
         assert row["fifo_groups_out_of_order"] == 0  # one message per group: order kept
+
+
+def test_results_go_where_out_says_and_the_committed_ones_stay(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run once rewrote the tracked results/latest.json and its plot, even with --out."""
+    import benchmarks.__main__ as bench
+
+    committed = {p: p.read_bytes() for p in (bench.HERE / "results").iterdir()}
+    monkeypatch.setattr(bench, "run_scenarios", lambda *args, **kwargs: [])
+    out = tmp_path / "mine.json"
+    monkeypatch.setattr(sys, "argv", ["benchmarks", "--quick", "--no-memory", "--out", str(out)])
+    bench.main()
+    assert json.loads(out.read_text())["scenarios"] == []
+    assert {p: p.read_bytes() for p in (bench.HERE / "results").iterdir()} == committed
+    assert bench.DEFAULT_OUT.parent.name == "out"  # the default is not tracked either
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(bench.DEFAULT_OUT)], cwd=bench.HERE, timeout=30
+    )
+    assert ignored.returncode == 0

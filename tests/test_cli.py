@@ -126,7 +126,7 @@ def test_python_module_and_console_script_agree() -> None:
     assert result.returncode == 0 and "send" in result.stdout
 
 
-def test_local_starts_a_loopback_server_with_queues() -> None:
+def test_local_starts_a_loopback_server_with_queues_and_says_ready_last() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "sqs_async", "local", "--queue", "demo"],
         stdout=subprocess.PIPE,
@@ -134,18 +134,69 @@ def test_local_starts_a_loopback_server_with_queues() -> None:
     )
     try:
         assert process.stdout is not None
-        queue_line = process.stdout.readline()
-        server_line = process.stdout.readline()
-        assert queue_line.startswith("queue http://127.0.0.1:") and queue_line.strip().endswith(
+        printed = []
+        while not (line := process.stdout.readline()).startswith("ready"):
+            assert line, printed  # the server ended before it was ready
+            printed.append(line)
+        assert printed[0].startswith("local SQS server at http://127.0.0.1:")
+        assert printed[1].startswith("queue http://127.0.0.1:") and printed[1].strip().endswith(
             "/demo"
         )
-        assert server_line.startswith("local SQS server at http://127.0.0.1:")
     finally:
         process.send_signal(signal.SIGINT)
         status = process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
     assert status == 0
+
+
+def test_local_on_a_taken_port_fails_at_once(server: LocalSqsServer) -> None:
+    port = server.endpoint_url.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "sqs_async", "local", "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,  # it hung until SIGKILL
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: address already")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_local_detach_returns_when_ready_and_stop_frees_the_port(tmp_path: Path) -> None:
+    import socket
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # where the process id is kept
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    local = [sys.executable, "-m", "sqs_async", "local", "--port", port]
+    started = subprocess.run(
+        [*local, "--queue", "q", "--detach"], capture_output=True, text=True, env=env, timeout=120
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        assert started.stdout.splitlines()[-1].startswith("ready: running in the background")
+        # Ready means its queue exists: a send right away gets through.
+        sent = run_cli(
+            "send", "q", "-", "--endpoint-url", f"http://127.0.0.1:{port}",
+            "--region", "us-east-1", stdin='"x"\n',
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        again = subprocess.run(
+            [*local, "--detach"], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert again.returncode == 2 and "address already in use" in again.stderr
+    finally:
+        stopped = subprocess.run(
+            [*local, "--stop"], capture_output=True, text=True, env=env, timeout=60
+        )
+    assert stopped.returncode == 0, stopped.stderr
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", int(port)))  # free again
+    assert not list(tmp_path.glob("sqs-async-local-*.pid"))
+    gone = subprocess.run([*local, "--stop"], capture_output=True, text=True, env=env, timeout=60)
+    assert gone.returncode == 2 and gone.stderr.startswith("error: no server")
 
 
 def test_receive_writes_json_lines_and_deletes_only_when_asked(
@@ -234,7 +285,7 @@ def test_ctrl_c_once_sends_what_was_read_and_twice_stops_at_once(tmp_path: Path)
                 process.kill()
                 process.communicate()
         delivered = {int(i) for i in endpoint.stats()["ids"]}
-    assert process.returncode == 1 and "(interrupted)" in stderr, stderr
+    assert process.returncode == 130 and "(interrupted)" in stderr, stderr
     # "At once": far sooner than the ~100 s the rest would take at this endpoint's pace.
     assert took < 30, took
     rows = [json.loads(line) for line in failed_file.read_text().splitlines()]
@@ -250,3 +301,120 @@ def test_ctrl_c_once_sends_what_was_read_and_twice_stops_at_once(tmp_path: Path)
     never_read = [r for r in rows if r["error"]["Message"].startswith("not sent")]
     assert in_flight_rows and never_read
     assert {r["line"] - 1 for r in in_flight_rows} >= both
+
+
+def test_ctrl_c_on_a_silent_pipe_sends_what_was_read_and_loses_nothing(
+    server: LocalSqsServer, queue_url: str, tmp_path: Path
+) -> None:
+    """Standard input stays open and silent after 30 lines: Ctrl-C must not wait for more
+    input (it once waited in a blocking read), and every line taken from the pipe ends
+    delivered or in --failed."""
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    failed = tmp_path / "failed.jsonl"
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "sqs_async", "send", queue_url, "-"),
+            *("--endpoint-url", server.endpoint_url, "--region", "us-east-1"),
+            *("--failed", str(failed)),
+        ],
+        env=env,
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write("".join(json.dumps(f"m{i}") + "\n" for i in range(30)))
+        process.stdin.write('"unfinished')  # a line without its end yet
+        process.stdin.flush()
+        deadline = time.monotonic() + 120  # ends a hang; never decides a pass
+        while len(stored_bodies(queue_url)) < 30:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)  # standard input still open: no end of input to stop at
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    assert process.returncode == 130, stderr
+    assert "sent 30" in stderr and "(interrupted)" in stderr
+    assert sorted(b for b, _ in stored_bodies(queue_url)) == sorted(f"m{i}" for i in range(30))
+    [row] = [json.loads(line) for line in failed.read_text().splitlines()]
+    assert (row["line"], row["message"], row["error"]["Code"]) == (31, '"unfinished', "Interrupted")
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_deadline_fails_what_is_not_confirmed_and_loses_nothing(
+    tmp_path: Path, source: str
+) -> None:
+    """A slow endpoint (10 messages per 200 ms): at the deadline, lines not sent and lines
+    not confirmed go to --failed as DeadlineExceeded; the rest were delivered."""
+    from benchmarks.harness import EndpointProcess, Scenario
+
+    total = 2_000
+    text = "".join(json.dumps(f"{i}:x") + "\n" for i in range(total))
+    path = tmp_path / "messages.jsonl"
+    path.write_text(text)
+    failed = tmp_path / "failed.jsonl"
+    with EndpointProcess() as endpoint:
+        endpoint.reset(Scenario(latency_ms=200, body_bytes=0, max_in_flight=1, jitter=0))
+        result = run_cli(
+            *("send", "q", "-" if source == "stdin" else str(path)),
+            *("--endpoint-url", endpoint.url, "--region", "us-east-1", "--max-in-flight", "1"),
+            *("--deadline", "1.5", "--failed", str(failed)),
+            stdin=text if source == "stdin" else None,
+        )
+        delivered = {int(i) for i in endpoint.stats()["ids"]}
+    assert result.returncode == 1, result.stderr
+    assert "(deadline passed)" in result.stderr
+    rows = [json.loads(line) for line in failed.read_text().splitlines()]
+    assert {row["error"]["Code"] for row in rows} == {"DeadlineExceeded"}
+    assert all(row["message"] == f"{row['line'] - 1}:x" for row in rows)
+    failed_lines = {row["line"] - 1 for row in rows}
+    assert delivered and failed_lines
+    assert delivered | failed_lines == set(range(total))
+    assert len(delivered & failed_lines) <= 10  # only the request on its way at the deadline
+
+
+def test_ctrl_c_on_receive_delete_deletes_every_line_written(
+    server: LocalSqsServer, sync_client: Any, queue_url: str, tmp_path: Path
+) -> None:
+    """It once reported `received 380, deleted 370 (interrupted)` with status 0: a delete in
+    progress was cancelled. Now every message written is deleted before the command ends,
+    and the others stay in the queue."""
+    for start in range(0, 300, 10):
+        sync_client.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)],
+        )
+    out = tmp_path / "taken.jsonl"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "sqs_async", "receive", queue_url, "--delete"),
+            *("--endpoint-url", server.endpoint_url, "--region", "us-east-1"),
+            *("--wait", "1", "--visibility-timeout", "60", "--output", str(out)),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120  # ends a hang; never decides a pass
+        while not out.exists() or len(out.read_text().splitlines()) < 25:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, stderr
+    written = [json.loads(line)["Body"] for line in out.read_text().splitlines()]
+    assert f"received {len(written)}, deleted {len(written)} (interrupted)" in stderr
+    left = [body for body, _ in stored_bodies(queue_url)]
+    assert sorted(written + left) == sorted(f"m{i}" for i in range(300))

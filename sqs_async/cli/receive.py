@@ -1,0 +1,162 @@
+"""`sqs-async receive QUEUE`: messages as JSON lines; with --delete, each deleted only once its
+line is written, and every written line deleted before the command ends (Ctrl-C included)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import sys
+from typing import IO, Any
+
+from ..receiver import ReceivedMessage, SqsReceiver
+from .common import Status, check_output, open_output, queue_settings
+
+SHOWN_IDS = 5
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class Output:
+    """The JSON-lines output, opened at the first line (or at the end, empty): a queue that
+    cannot be read leaves the file untouched."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.stream: IO[str] | None = None
+        self.closed_by_reader = False  # standard output's reader went away (`| head`)
+
+    def write(self, record: dict[str, Any]) -> bool:
+        """Write one line; False if the output's reader has gone."""
+        if self.stream is None:
+            self.stream = sys.stdout if self.path == "-" else open_output(self.path)
+        try:
+            self.stream.write(json.dumps(record, default=_json_default) + "\n")
+        except BrokenPipeError:
+            self.closed_by_reader = True
+            # Nothing more reaches it: stop Python's own flush at exit from complaining.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            return False
+        return True
+
+    def flush(self) -> None:
+        if self.stream is not None and not self.closed_by_reader:
+            with contextlib.suppress(BrokenPipeError):
+                self.stream.flush()
+
+    def close(self) -> None:
+        if self.stream is None:
+            if self.path == "-":
+                return
+            self.stream = open_output(self.path)
+        self.flush()
+        if self.stream is not sys.stdout:
+            self.stream.close()
+
+
+async def receive_lines(args: argparse.Namespace, output: Output) -> int:
+    """Write messages until a limit, an empty queue or Ctrl-C; delete the written ones if
+    asked. Returns the exit status."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopped.set)
+    written = deleted = 0
+    unacked: list[ReceivedMessage] = []  # written, not yet handed to a delete
+    deletes: set[asyncio.Task[None]] = set()
+    not_deleted: list[tuple[ReceivedMessage, str, str]] = []
+    settings: dict[str, Any] = {**queue_settings(args.queue)}
+    try:
+        async with SqsReceiver(
+            **settings,
+            endpoint_url=args.endpoint_url,
+            region_name=args.region,
+            wait_time_seconds=args.wait,
+            visibility_timeout=args.visibility_timeout,
+            poll_on_open=False,
+        ) as receiver:
+
+            async def delete(batch: list[ReceivedMessage]) -> None:
+                nonlocal deleted
+                result = await receiver.ack(batch)
+                deleted += len(result.done)
+                not_deleted.extend(result.failed)
+
+            def start_delete() -> asyncio.Task[None]:
+                output.flush()  # written before deleted
+                task = asyncio.create_task(delete(unacked[:]))  # never cancelled with reading
+                unacked.clear()
+                deletes.add(task)
+                task.add_done_callback(deletes.discard)
+                return task
+
+            async def read() -> None:
+                nonlocal written
+                async for message in receiver.messages(
+                    max_messages=args.max_messages,
+                    max_time=args.max_time,
+                    until_empty=args.until_empty,
+                ):
+                    if not output.write(message.as_record()):
+                        return  # not written: released when the receiver closes
+                    written += 1
+                    if args.delete:
+                        unacked.append(message)
+                        if len(unacked) == 10:
+                            await asyncio.shield(start_delete())
+
+            receiver.start_receiving()
+            reading = asyncio.create_task(read())
+            stopping = asyncio.create_task(stopped.wait())
+            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            reading.cancel()
+            await asyncio.gather(reading, stopping, return_exceptions=True)
+            if not reading.cancelled() and reading.exception() is not None:
+                raise reading.exception()  # type: ignore[misc]
+            if unacked:
+                start_delete()
+            await asyncio.gather(*deletes)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    print(
+        f"received {written}, deleted {deleted}"
+        + (" (interrupted)" if stopped.is_set() else "")
+        + (" (output closed)" if output.closed_by_reader else ""),
+        file=sys.stderr,
+    )
+    if not_deleted:
+        shown = ", ".join(m.message_id for m, _, _ in not_deleted[:SHOWN_IDS])
+        more = f" and {len(not_deleted) - SHOWN_IDS} more" if len(not_deleted) > SHOWN_IDS else ""
+        _, code, reason = not_deleted[0]
+        print(
+            f"{len(not_deleted)} written but not deleted (SQS will deliver them again): "
+            f"{shown}{more}; first reason: {code}: {reason}",
+            file=sys.stderr,
+        )
+    if stopped.is_set():
+        return Status.INTERRUPTED
+    return Status.FAILED if not_deleted or output.closed_by_reader else Status.OK
+
+
+def command_receive(args: argparse.Namespace) -> int:
+    if args.output != "-":
+        check_output(args.output, args.overwrite)
+    output = Output(args.output)
+    try:
+        status = asyncio.run(receive_lines(args, output))
+    except BaseException:
+        if output.stream is not None and output.stream is not sys.stdout:
+            output.stream.close()
+        raise
+    output.close()
+    return status
