@@ -162,4 +162,5 @@ def explain(
         )
     else:
         hint = "check the endpoint, the region and the queue"
+    detail = detail.replace(" (reached max retries: 0)", "")  # botocore's retries are off
     return f"SQS refused requests to {queue}: {code}: {detail} ({hint})"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from .._version import __version__
 from ..config import DEFAULT_MAX_IN_FLIGHT
@@ -82,6 +82,13 @@ runs on that port (--stop)
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake in one `error:` line (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(Status.USAGE, f"error: {message} (see '{self.prog} --help')\n")
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Examples kept as written; each option's default shown where it has one."""
 
@@ -115,7 +122,7 @@ def _queue_arguments(command: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(
+    main = _Parser(
         prog="sqs-async",
         description="Move messages to and from Amazon SQS, fast.",
         epilog="run 'sqs-async COMMAND --help' for a command's options and examples",

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import enum
 import os
-from typing import IO
+from contextlib import AsyncExitStack
+from typing import IO, Any
+
+from ..client import open_client
+from ..config import ConnectionConfig
+from ..errors import refusal
+from ..retry import FailureKind, RetryPolicy, classify, default_sleep, error_code, is_transient
 
 INTERRUPTED = "Interrupted"
 
@@ -42,3 +48,30 @@ def open_output(path: str) -> IO[str]:
         return open(path, "w", encoding="utf-8")  # the caller closes it
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror}") from None
+
+
+# Codes of a probe that say nothing about the queue: sending or receiving decides.
+_NOT_CONCLUSIVE = frozenset({"AccessDenied", "AccessDeniedException"})
+
+
+async def check_queue_url(queue: str, endpoint_url: str | None, region: str | None) -> None:
+    """Ask SQS about a queue given by URL before anything is read or written, so that a queue
+    that does not exist or an endpoint that does not answer is a set-up error, as for a queue
+    name (whose look-up does the same). Access denied proves nothing: a send-only role may
+    lack `sqs:GetQueueAttributes`."""
+    if "://" not in queue:
+        return
+    config = ConnectionConfig(endpoint_url=endpoint_url, region_name=region)
+    async with AsyncExitStack() as stack:
+        client: Any = await open_client(config, stack, pool_size=1)
+
+        async def ask() -> Any:
+            return await client.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+
+        try:
+            await RetryPolicy().retrying_call(sleep=default_sleep)(ask)
+        except Exception as exc:
+            code = error_code(exc)
+            conclusive = is_transient(exc) or classify(exc) is FailureKind.FATAL
+            if conclusive and code not in _NOT_CONCLUSIVE:
+                raise refusal(exc, code, queue, retryable=is_transient(exc)) from exc

@@ -32,6 +32,8 @@ def pid_file(port: int) -> Path:
 
 def command_local(args: argparse.Namespace) -> int:
     if args.stop:
+        if args.port == 0:
+            raise CliError("--stop needs the --port the server was started on")
         return stop_detached(args.port)
     if args.detach:
         return start_detached(args)

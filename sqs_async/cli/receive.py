@@ -14,7 +14,7 @@ import sys
 from typing import IO, Any
 
 from ..receiver import ReceivedMessage, SqsReceiver
-from .common import Status, check_output, open_output, queue_settings
+from .common import Status, check_output, check_queue_url, open_output, queue_settings
 
 SHOWN_IDS = 5
 
@@ -74,6 +74,7 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
     deletes: set[asyncio.Task[None]] = set()
     not_deleted: list[tuple[ReceivedMessage, str, str]] = []
     settings: dict[str, Any] = {**queue_settings(args.queue)}
+    await check_queue_url(args.queue, args.endpoint_url, args.region)
     try:
         async with SqsReceiver(
             **settings,

@@ -89,7 +89,7 @@ class Outcomes:
         self.tally = progress.tally
         self.failed_out = failed_out
         self.progress = progress
-        self.first_failures: list[tuple[int, str, str]] = []
+        self.first_failures: dict[str, list[tuple[int, str]]] = {}  # code -> (line, reason)
 
     def delivered(self) -> None:
         self.tally.delivered += 1
@@ -97,20 +97,28 @@ class Outcomes:
 
     def failed(self, line: int, message: Any, code: str, reason: str, sender_fault: bool) -> None:
         self.tally.failed += 1
-        if len(self.first_failures) < SHOWN_FAILURES:
-            self.first_failures.append((line, code, reason))
+        kept = self.first_failures.setdefault(code, [])
+        if len(kept) < SHOWN_FAILURES:
+            kept.append((line, reason))
         if self.failed_out is not None:
             error = {"Code": code, "Message": reason, "SenderFault": sender_fault}
             row = {"line": line, "message": message, "error": error}
             self.failed_out.write(json.dumps(row) + "\n")
         self.progress.update()
 
-    def summary(self, failed_path: str | None) -> str:
-        """The first failures, and where all of them are (or how to get them)."""
+    def summary(self, failed_path: str | None, told: str | None = None) -> str:
+        """The first failures (but those with code `told`, said elsewhere), and where all of
+        them are (or how to get them)."""
         if not self.first_failures:
             return ""
-        lines = [f"  line {n}: {code}: {reason}" for n, code, reason in self.first_failures]
-        more = self.tally.failed - len(self.first_failures)
+        shown = sorted(
+            (line, code, reason)
+            for code, kept in self.first_failures.items()
+            if code != told
+            for line, reason in kept
+        )[:SHOWN_FAILURES]
+        lines = [f"  line {n}: {code}: {reason}" for n, code, reason in shown]
+        more = self.tally.failed - len(shown)
         if failed_path is not None:
             lines.append(f"  every failed line, with its message, is in {failed_path}")
         else:

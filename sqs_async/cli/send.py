@@ -14,7 +14,15 @@ from typing import IO, Any
 from ..errors import DEADLINE_EXCEEDED, SqsAsyncError
 from ..producer import SqsProducer
 from ..results import Delivered, Failed
-from .common import INTERRUPTED, CliError, Status, check_output, open_output, queue_settings
+from .common import (
+    INTERRUPTED,
+    CliError,
+    Status,
+    check_output,
+    check_queue_url,
+    open_output,
+    queue_settings,
+)
 from .lines import Line, LineReader
 from .report import Outcomes, Progress, Tally
 
@@ -108,6 +116,7 @@ async def send_lines(
         if code == DEADLINE_EXCEEDED:
             abort.set()
 
+    await check_queue_url(args.queue, args.endpoint_url, args.region)
     async with SqsProducer(**producer_settings(args)) as producer:
         feeding = asyncio.create_task(feed(producer))
         ctrl_c = functools.partial(
@@ -198,7 +207,8 @@ def command_send(args: argparse.Namespace) -> int:
         + (f" ({stop.label})" if stop is not None and stop.label else ""),
         file=sys.stderr,
     )
-    summary = outcomes.summary(args.failed)
+    # Lines the queue's refusal failed are told by the error line below, once.
+    summary = outcomes.summary(args.failed, told=stop.code if stop and stop.error else None)
     if summary:
         print(summary, file=sys.stderr)
     if stop is not None and stop.error is not None:
