@@ -89,6 +89,19 @@ _PERMISSION = {
     "receive": "sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility (and "
     "sqs:GetQueueUrl for a queue name)",
 }
+# The credentials were refused (retry.py counts them among the codes that fail every request).
+CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "InvalidSecurity",
+        "ExpiredToken",
+        "ExpiredTokenException",
+    }
+)
 _NO_QUEUE = "check the queue name or URL, the region and the endpoint"
 _CREDENTIALS = "check the credentials: the server did not accept them"
 _HINTS = {
@@ -97,19 +110,7 @@ _HINTS = {
     "NoCredentialsError": "no AWS credentials were found: configure the standard AWS chain "
     "(environment, ~/.aws, instance or task role) or pass them explicitly",
     "NoRegionError": "no AWS region was found: set region_name or AWS_DEFAULT_REGION",
-    **dict.fromkeys(
-        (
-            "InvalidClientTokenId",
-            "UnrecognizedClientException",
-            "SignatureDoesNotMatch",
-            "IncompleteSignature",
-            "MissingAuthenticationToken",
-            "InvalidSecurity",
-            "ExpiredToken",
-            "ExpiredTokenException",
-        ),
-        _CREDENTIALS,
-    ),
+    **dict.fromkeys(CREDENTIAL_CODES, _CREDENTIALS),
 }
 _ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 # No answer came back (botocore's exception names): the request never reached a server.

@@ -41,6 +41,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from .checks import check_number
+from .errors import CREDENTIAL_CODES
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -52,14 +53,7 @@ _FATAL_CODES = frozenset(
         "QueueDeletedRecently",
         "AccessDenied",
         "AccessDeniedException",
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "IncompleteSignature",
-        "MissingAuthenticationToken",
-        "InvalidSecurity",
-        "ExpiredToken",
-        "ExpiredTokenException",
+        *CREDENTIAL_CODES,
         "OptInRequired",
         "InvalidAddress",
     }

@@ -277,25 +277,16 @@ def test_a_server_that_is_down_is_one_sentence_naming_the_endpoint(
     failed = tmp_path / "failed.jsonl"
     args = ["--endpoint-url", endpoint, "--region", "us-east-1", "--max-trials", "1"]
     source_arg = "-" if source == "stdin" else str(path)
-    # By URL: the queue is asked about first; no line is read.
-    status, err = run(
-        capsys,
-        *("send", f"{endpoint}/123456789012/q", source_arg, *args, "--failed", str(failed)),
-        stdin=text if source == "stdin" else None,
-        monkeypatch=monkeypatch,
-    )
-    assert status == Status.USAGE
-    assert endpoint in err and "that the server is running" in err
-    assert failed.read_text() == ""
-    # By name: the look-up fails first, in one sentence that says what to check.
-    status, err = run(
-        capsys,
-        *("send", "q", source_arg, *args),
-        stdin=text if source == "stdin" else None,
-        monkeypatch=monkeypatch,
-    )
-    assert status == Status.USAGE
-    assert endpoint in err and "that the server is running" in err
+    for queue in (f"{endpoint}/123456789012/q", "q"):  # asked about before any line is read
+        status, err = run(
+            capsys,
+            *("send", queue, source_arg, *args, "--failed", str(failed), "--overwrite"),
+            stdin=text if source == "stdin" else None,
+            monkeypatch=monkeypatch,
+        )
+        assert status == Status.USAGE
+        assert endpoint in err and "that the server is running" in err
+        assert failed.read_text() == ""
 
 
 def test_the_failed_file_is_never_overwritten_unless_asked(
