@@ -12,6 +12,11 @@ Public API (a local server for tests: `sqs_async.testing.LocalSqsServer`)::
     QueueField       route each record to the queue named in one of its fields
     stable_hash      a deterministic hash of a record (a FIFO deduplication id)
     METRICS_NAMESPACE
+    SqsMessagesToRows  ReadFromSqs's records as schema'd rows (format STRING, RAW or JSON)
+    RowToEntry       a serializer for WriteToSqs: schema'd rows as SQS entries
+
+Beam YAML's ReadFromSqs and WriteToSqs: beam_adapter.yaml_transforms, listed for Beam YAML in
+the package's sqs_provider.yaml.
 """
 
 from typing import Any
@@ -19,6 +24,7 @@ from typing import Any
 from sqs_async import QueueField, SqsClientError, stable_hash
 
 from .options import SqsOptions
+from .rows import RowToEntry, SqsMessagesToRows
 from .sink import METRICS_NAMESPACE, WriteToSqs
 from .source import ReadFromSqs
 
@@ -26,7 +32,9 @@ __all__ = [
     "METRICS_NAMESPACE",
     "QueueField",
     "ReadFromSqs",
+    "RowToEntry",
     "SqsClientError",
+    "SqsMessagesToRows",
     "SqsOptions",
     "WriteToSqs",
     "stable_hash",

@@ -14,8 +14,6 @@ max(1000, 100 x `max_in_flight`) messages: a flush waits for its slowest request
 requests per slot keep that tail short.
 """
 
-from __future__ import annotations
-
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import apache_beam as beam
+from apache_beam.io.components.adaptive_throttler import ThrottlingSignaler
 from apache_beam.metrics.metric import Metrics
 from apache_beam.pvalue import PCollection, TaggedOutput
 from apache_beam.transforms.display import DisplayDataItem
@@ -40,13 +39,20 @@ log = logging.getLogger("beam_adapter")
 
 METRICS_NAMESPACE = "sqs_async"
 SQS_PYIO_NAMESPACE = "_SqsWriteFn"
+# The counter of time spent throttled that the Java SDK names (Metrics.THROTTLE_TIME_NAMESPACE
+# and THROTTLE_TIME_COUNTER_NAME) and Dataflow's workers add up for autoscaling.
+THROTTLING_NAMESPACE = "beam-throttling-metrics"
+THROTTLING_MSECS = "throttling-msecs"
 # A flush waits for its slowest request: 100 requests' worth per slot keeps that tail small.
 MIN_BUFFER_SIZE = 1000
 BUFFERED_REQUESTS_PER_SLOT = 100
 
 
 def records_of(element: Any) -> list[Any]:
-    """The messages in an element: a list, a `(key, list)` pair, or one message."""
+    """The messages in an element: a list, a `(key, list)` pair, or one message (a schema'd
+    row, which Beam hands over as a NamedTuple, is one message)."""
+    if hasattr(element, "_fields"):
+        return [element]
     if isinstance(element, tuple) and len(element) == 2 and isinstance(element[1], list | tuple):
         return list(element[1])
     if isinstance(element, list | tuple):
@@ -82,6 +88,31 @@ def failed_record(failed: Failed, append_error: bool, error_shape: ErrorShape) -
     return base
 
 
+class ThrottlingMetrics:
+    """Time spent throttled, as runners read it: Beam Python's convention, a counter
+    `cumulativeThrottlingSeconds` (whole seconds, written by Beam's `ThrottlingSignaler`, in
+    namespace `sqs_async`), and `beam-throttling-metrics/throttling-msecs` (milliseconds),
+    the Java SDK's. Fractions are carried over, so the counters add up to the time itself."""
+
+    def __init__(self) -> None:
+        self._signaler = ThrottlingSignaler(METRICS_NAMESPACE)
+        self._msecs = Metrics.counter(THROTTLING_NAMESPACE, THROTTLING_MSECS)
+        self._seconds = 0.0
+        self._counted = (0, 0)  # (whole seconds, milliseconds) counted so far
+
+    def record(self, seconds: float) -> int:
+        """Count `seconds` more of throttling; returns the milliseconds counted now."""
+        self._seconds += max(0.0, seconds)
+        whole, millis = int(self._seconds), int(self._seconds * 1000)
+        new_seconds, new_millis = whole - self._counted[0], millis - self._counted[1]
+        self._counted = (whole, millis)
+        if new_seconds:
+            self._signaler.signal_throttled(new_seconds)
+        if new_millis:
+            self._msecs.inc(new_millis)
+        return new_millis
+
+
 class _Metrics:
     def __init__(self) -> None:
         counter = lambda name: Metrics.counter(METRICS_NAMESPACE, name)  # noqa: E731
@@ -95,6 +126,7 @@ class _Metrics:
         self.batches = counter("batches")
         self.bytes = counter("bytes_sent")
         self.latency = Metrics.distribution(METRICS_NAMESPACE, "batch_latency_ms")
+        self.throttling = ThrottlingMetrics()
         # sqs_pyio 0.1.0's counters, same namespace, names and meaning, for existing dashboards.
         released = lambda name: Metrics.counter(SQS_PYIO_NAMESPACE, name)  # noqa: E731
         self.total_elements = released("total_elements_count")
@@ -111,7 +143,7 @@ class _Metrics:
             Metrics.counter(METRICS_NAMESPACE, f"failed_{failed.code}").inc()
         self.retried.inc(result.retried)
         self.throttled.inc(result.throttled)
-        self.throttled_ms.inc(int(result.throttled_seconds * 1000))
+        self.throttled_ms.inc(self.throttling.record(result.throttled_seconds))
         self.possible_duplicates.inc(result.possible_duplicates)
         self.reordered.inc(result.reordered)
         self.batches.inc(result.requests)
@@ -320,6 +352,6 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
             config = replace(
                 config, **{k: v for k, v in from_flags.items() if k not in self._explicit}
             )
-        return pcoll | "SendToSqs" >> beam.ParDo(_WriteToSqsFn(config, self._sink)).with_outputs(
-            self._sink.failed_output, main=None
-        )
+        # The main output: `emit_delivered`'s records (a dict each).
+        send = beam.ParDo(_WriteToSqsFn(config, self._sink)).with_output_types(dict[str, Any])
+        return pcoll | "SendToSqs" >> send.with_outputs(self._sink.failed_output, main=None)

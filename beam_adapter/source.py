@@ -23,11 +23,11 @@ and its size is the queue's backlog as SQS estimates it (`ApproximateNumberOfMes
 at most every 10 s), for autoscalers. The watermark: see `next_watermark`.
 """
 
-from __future__ import annotations
-
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -46,7 +46,8 @@ from sqs_async.checks import check_number
 
 from . import runtime
 from .options import SqsOptions
-from .sink import METRICS_NAMESPACE
+from .rows import SqsMessagesToRows
+from .sink import METRICS_NAMESPACE, ThrottlingMetrics
 
 log = logging.getLogger("beam_adapter")
 
@@ -56,6 +57,9 @@ IDLE_RESUME_SECONDS = 1.0
 # The backlog SQS last reported per queue URL, shared by the DoFn instances of this process:
 # Beam sizes restrictions in a step of its own, where no reader may be set up.
 _backlog: dict[str, int] = {}
+# How long the last, empty step of a bounded read waits for the finalization of the part's
+# earlier bundles (the runner may finalize a bundle after the next one started).
+FINALIZATION_WAIT_SECONDS = 5.0
 
 DeleteAfter = Literal["commit", "output"]
 
@@ -84,6 +88,82 @@ class _UnboundedOffsetTracker(OffsetRestrictionTracker):
         return False
 
 
+class _BoundedOffsetTracker(OffsetRestrictionTracker):
+    """An offset tracker whose range, once every offset is claimed, can still checkpoint: the
+    residual is the empty range `[stop, stop)`, the read's last step (see `_Deletes`)."""
+
+    def try_split(self, fraction_of_remainder: float) -> tuple[OffsetRange, OffsetRange] | None:
+        claimed_all = (
+            self._last_claim_attempt is not None
+            and self._last_claim_attempt >= self._range.stop - 1
+            and self._range.start < self._range.stop
+        )
+        if fraction_of_remainder == 0 and claimed_all and not self._checkpointed:
+            self._checkpointed = True
+            return self._range, OffsetRange(self._range.stop, self._range.stop)
+        split: tuple[OffsetRange, OffsetRange] | None = super().try_split(fraction_of_remainder)
+        return split
+
+
+class _Deletes:
+    """The deletes of this process's readers, until a bundle counts them.
+
+    A bundle's messages are deleted in its finalization, after the runner committed it, where
+    Beam keeps no metrics: the next bundle of the same read in this process counts them. A
+    bounded read ends with one more, empty step (`[stop, stop)`) once its last bundle
+    deleted something: that step waits (up to `FINALIZATION_WAIT_SECONDS`) for the
+    finalizations its part registered, then counts, so the count is exact when the runner
+    runs it in the same process (the FnApiRunner does, and finalizes each bundle before the
+    next one starts). Reads are told apart by an id made when the transform is applied;
+    parts of a read by their restriction's stop, which never changes as a part checkpoints.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._uncounted: dict[str, tuple[int, int]] = {}
+        self._pending: dict[tuple[str, int], int] = {}
+
+    def expect(self, part: tuple[str, int]) -> None:
+        """A bundle of `part` registered its finalization."""
+        with self._changed:
+            self._pending[part] = self._pending.get(part, 0) + 1
+
+    def pending(self, part: tuple[str, int]) -> int:
+        with self._changed:
+            return self._pending.get(part, 0)
+
+    def add(self, read_id: str, deleted: int, failed: int) -> None:
+        with self._changed:
+            done, failures = self._uncounted.get(read_id, (0, 0))
+            self._uncounted[read_id] = (done + deleted, failures + failed)
+
+    def finalized(self, part: tuple[str, int], deleted: int, failed: int) -> None:
+        with self._changed:
+            self.add(part[0], deleted, failed)
+            left = self._pending.get(part, 0) - 1
+            if left > 0:
+                self._pending[part] = left
+            else:
+                self._pending.pop(part, None)
+            self._changed.notify_all()
+
+    def wait(self, part: tuple[str, int], timeout: float) -> bool:
+        """Wait until every finalization `part` registered has run (False: timed out; a
+        bundle that failed is never finalized)."""
+        with self._changed:
+            finished = self._changed.wait_for(lambda: part not in self._pending, timeout)
+            self._pending.pop(part, None)
+            return finished
+
+    def take(self, read_id: str) -> tuple[int, int]:
+        """(deleted, failed) not yet counted, now counted by the caller."""
+        with self._changed:
+            return self._uncounted.pop(read_id, (0, 0))
+
+
+_deletes = _Deletes()
+
+
 @dataclass(frozen=True)
 class _ReadSettings:
     """What the DoFn needs beyond the engine's `ReceiverConfig` (see `ReadFromSqs`)."""
@@ -97,6 +177,7 @@ class _ReadSettings:
     readers: int = 1
     delete_after: DeleteAfter = "commit"
     client_wrapper: Callable[[Any], Any] | None = None
+    read_id: str = ""  # one per application of the transform (see `_Deletes`)
 
     @property
     def bounded(self) -> bool:
@@ -110,35 +191,32 @@ class _Metrics:
         self.deleted = counter("messages_deleted")
         self.delete_failures = counter("delete_failures")
         self.extensions = counter("visibility_extensions")
+        self.throttled_ms = counter("throttled_ms")
         self.latency = Metrics.distribution(METRICS_NAMESPACE, "receive_latency_ms")
-        self._last = (0, 0, 0, 0, 0, 0.0)
+        self.throttling = ThrottlingMetrics()
+        self._last = (0, 0, 0, 0.0, 0.0)
 
     def record(self, receiver: SqsReceiver) -> None:
-        """Count what the receiver did since the last call.
-
-        Deletes made by a bundle's finalization run after the runner committed the bundle,
-        outside any metrics context, where Beam drops counter updates: they are counted in the
-        next bundle of the same DoFn instance. The last bundles' deletes have no next bundle:
-        `teardown` logs the instance's totals, and `messages_deleted` is a lower bound."""
+        """Count what the receiver did since the last call (deletes: see `count_deletes`)."""
         s = receiver.stats
-        now = (
-            s.received,
-            s.deleted,
-            s.delete_failures,
-            s.extensions,
-            s.receive_calls,
-            s.receive_seconds,
-        )
-        received, deleted, failures, extensions, calls, seconds = (
+        now = (s.received, s.extensions, s.receive_calls, s.receive_seconds, s.throttled_seconds)
+        received, extensions, calls, seconds, throttled = (
             a - b for a, b in zip(now, self._last, strict=True)
         )
         self._last = now
         self.received.inc(int(received))
-        self.deleted.inc(int(deleted))
-        self.delete_failures.inc(int(failures))
         self.extensions.inc(int(extensions))
         if calls:
             self.latency.update(int(seconds * 1000 / calls))
+        if throttled > 0:
+            self.throttled_ms.inc(self.throttling.record(throttled))
+
+    def count_deletes(self, read_id: str) -> None:
+        """Count the deletes of this read made in this process and not counted yet (those
+        of finalizations, which run where Beam keeps no metrics: see `_Deletes`)."""
+        deleted, failed = _deletes.take(read_id)
+        self.deleted.inc(deleted)
+        self.delete_failures.inc(failed)
 
 
 class _ReadFn(beam.DoFn, RestrictionProvider):
@@ -160,14 +238,14 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
 
     def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
         if self.read.bounded:
-            return OffsetRestrictionTracker(restriction)
+            return _BoundedOffsetTracker(restriction)
         return _UnboundedOffsetTracker(restriction)
 
     def restriction_size(self, element: Any, restriction: OffsetRange) -> int:
         """A bounded read: what is left of it. A streaming read: the queue's backlog as SQS
         last reported it to a reader in this process (0 until one has asked)."""
         if self.read.bounded:
-            return int(restriction.size())
+            return max(1, int(restriction.size()))  # the last step, [stop, stop), is work too
         return _backlog.get(self._queue_key, 0)
 
     def truncate(self, element: Any, restriction: OffsetRange) -> OffsetRange | None:
@@ -231,6 +309,13 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         receiver = self._receiver
         assert receiver is not None, "set up before use"
         restriction = tracker.current_restriction()
+        part = (self.read.read_id, int(restriction.stop))
+        if restriction.start >= restriction.stop:
+            # A bounded read's last step: its bundles' deletes are done; count them, end.
+            _deletes.wait(part, FINALIZATION_WAIT_SECONDS)
+            self._metrics.count_deletes(self.read.read_id)
+            tracker.try_claim(restriction.stop)
+            return
         deadline = None if self.read.max_read_time is None else started_at + self.read.max_read_time
         wanted = min(self.read.bundle_size, restriction.stop - restriction.start)
         polled_at = time.time()
@@ -260,7 +345,8 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         if len(claimed) < len(batch):
             runtime.run(receiver.release(batch[len(claimed) :]))
         if claimed and self.read.delete_after == "commit":
-            finalizer.register(lambda: self._delete(claimed))
+            _deletes.expect(part)
+            finalizer.register(lambda: self._delete(claimed, part))
 
         current = watermark.current_watermark()
         watermark.set_watermark(
@@ -274,7 +360,8 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         )
 
         expired = deadline is not None and time.time() >= deadline
-        if expired or drained or position >= restriction.stop:
+        ending = expired or drained or position >= restriction.stop
+        if ending:
             # Read all it will: stop polling, give back what was prefetched. The messages
             # emitted stay held until their bundle is finalized.
             runtime.run(receiver.stop_receiving())
@@ -282,8 +369,15 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
             record = message.as_record(with_receipt_handle=self.read.with_receipt_handle)
             yield TimestampedValue(record, message.sent_timestamp or time.time())
         if claimed and self.read.delete_after == "output":
-            self._delete(claimed)  # emitted: the weaker guarantee the caller chose
-        if expired or drained:
+            self._delete(claimed, None)  # emitted: the weaker guarantee the caller chose
+        self._metrics.count_deletes(self.read.read_id)
+        if ending and self.read.bounded and _deletes.pending(part):
+            # Deletes still to come in finalization: end with one more, empty step that
+            # counts them (see `_Deletes`).
+            if position < restriction.stop:
+                tracker.try_claim(restriction.stop - 1)  # nothing more to read
+            tracker.defer_remainder()
+        elif expired or drained:
             tracker.try_claim(restriction.stop)  # nothing more to read: the range is done
         elif position < restriction.stop:
             tracker.defer_remainder(Duration.of(0.0 if batch else IDLE_RESUME_SECONDS))
@@ -304,14 +398,23 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
             batch.append(message)
         return batch
 
-    def _delete(self, messages: list[ReceivedMessage]) -> None:
-        """Bundle finalization: the runner committed the bundle; delete its messages."""
-        receiver = self._receiver
-        if receiver is None:
-            return  # torn down: the messages were released and will be read again
-        result = runtime.run(receiver.ack(messages))
-        if result.failed:
-            log.warning("%d of %d messages not deleted", len(result.failed), len(messages))
+    def _delete(self, messages: list[ReceivedMessage], part: tuple[str, int] | None) -> None:
+        """Bundle finalization (`part`): the runner committed the bundle; delete its
+        messages. Or, with `delete_after="output"` (no `part`), once they are emitted."""
+        deleted = failed = 0
+        try:
+            receiver = self._receiver
+            if receiver is None:
+                return  # torn down: the messages were released and will be read again
+            result = runtime.run(receiver.ack(messages))
+            deleted, failed = len(result.done), len(result.failed)
+            if result.failed:
+                log.warning("%d of %d messages not deleted", len(result.failed), len(messages))
+        finally:
+            if part is None:
+                _deletes.add(self.read.read_id, deleted, failed)
+            else:
+                _deletes.finalized(part, deleted, failed)
 
 
 # The DoFn is its own restriction provider; its watermark is set by hand.
@@ -352,6 +455,10 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
 
     Elements are dicts `{"MessageId", "Body", "Attributes", "MessageAttributes"}` (plus
     `"ReceiptHandle"` with `with_receipt_handle`), timestamped with the message's sent time.
+    With `format` (`"STRING"`, `"RAW"`, or `"JSON"` with a JSON `schema`) they are schema'd
+    `beam.Row`s instead (see `beam_adapter.rows`); with `error_output` too, the result is
+    `{"main": rows, error_output: error rows}`, a body JSON cannot parse being an error row
+    (deleted like the others: it was delivered there).
 
     Bounded (a batch pipeline) when `max_messages`, `max_read_time` (seconds) or `until_empty`
     is given: the read ends at the first limit reached, or when a poll that started after the
@@ -390,9 +497,17 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
         readers: int = 1,
         delete_after: DeleteAfter = "commit",
         client_wrapper: Callable[[Any], Any] | None = None,
+        format: str | None = None,
+        schema: Mapping[str, Any] | None = None,
+        error_output: str | None = None,
         **receiver_settings: Any,
     ) -> None:
         super().__init__()
+        # Rows instead of dicts: checked now (a JSON schema Beam cannot map fails here).
+        self._rows = None if format is None else SqsMessagesToRows(format, schema, error_output)
+        if self._rows is None and (schema is not None or error_output is not None):
+            raise ValueError("schema and error_output go with format (STRING, RAW or JSON)")
+        with_receipt_handle = with_receipt_handle or self._rows is not None
         if delete_after not in ("commit", "output"):
             raise ValueError(f'delete_after must be "commit" or "output", got {delete_after!r}')
         if max_messages is not None:
@@ -444,12 +559,17 @@ class ReadFromSqs(beam.PTransform):  # type: ignore[type-arg]
                 "fails after that loses its messages), or run in streaming mode"
             )
         kind = _BoundedReadFn if self._read.bounded else _UnboundedReadFn
-        return (
+        read = replace(self._read, read_id=uuid.uuid4().hex)
+        messages = (
             pbegin
             | "Start" >> beam.Impulse()
-            | "StartTime" >> beam.Map(lambda _: time.time())
-            | "Read" >> beam.ParDo(kind(config, self._read))
+            | "StartTime" >> beam.Map(lambda _: time.time()).with_output_types(float)
+            | "Read"
+            >> beam.ParDo(kind(config, read))
+            .with_input_types(float)
+            .with_output_types(dict[str, Any])
         )
+        return messages if self._rows is None else messages | "ToRows" >> self._rows
 
 
 def finalizes_bundles(pipeline: beam.Pipeline) -> bool:

@@ -117,6 +117,9 @@ DESCRIPTIONS = {
     "wait": "long-polling seconds (0-20)",
     "visibility-timeout": "seconds a message stays hidden while held",
     "local queue": "create this queue when starting (repeatable)",
+    "read format": "schema'd rows instead of dicts: `STRING`, `RAW` or `JSON` (with `schema`)",
+    "read schema": 'JSON schema of the body, for `format="JSON"`',
+    "read error_output": "with `format`: the output for bodies JSON cannot parse (error rows)",
     "deadline": "stop after this many seconds: what is not confirmed by then fails",
     "overwrite": "replace a `--failed` file that holds data (refused otherwise)",
     "receive overwrite": "replace an `--output` file that holds data (refused otherwise)",
@@ -165,7 +168,8 @@ def _cli_rows() -> Iterator[tuple[str, str, str, str]]:
 
 def _describe(name: str, context: str) -> str:
     key = name.lstrip("*").lstrip("-")
-    return DESCRIPTIONS.get(f"{context} {key}", DESCRIPTIONS[key])
+    specific = DESCRIPTIONS.get(f"{context} {key}")
+    return specific if specific is not None else DESCRIPTIONS[key]
 
 
 def table(title: str, rows: Iterator[tuple[str, str]], context: str = "") -> list[str]:

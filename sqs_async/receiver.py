@@ -35,7 +35,15 @@ from .config import ConnectionConfig, with_max_trials
 from .errors import SqsAsyncError, refusal
 from .lifecycle import AsyncResource
 from .responses import WIRE_IDS, EntryError, read_answer
-from .retry import FailureKind, RetryPolicy, Sleep, classify, default_sleep, error_code
+from .retry import (
+    FailureKind,
+    RetryPolicy,
+    Sleep,
+    classify,
+    default_sleep,
+    error_code,
+    is_throttling_entry,
+)
 
 log = logging.getLogger("sqs_async")
 
@@ -155,6 +163,34 @@ class ReceiverStats:
     empty_receives: int = 0  # answers with no message
     found_empty: int = 0  # times the queue was found empty (see SqsReceiver._poll_returned)
     receive_seconds: float = 0.0
+    # Time spent backing off after SQS throttled a call (receive, delete, visibility change).
+    throttled_seconds: float = 0.0
+
+
+class _ThrottleClock:
+    """The sleep of one retry loop, counting into `stats.throttled_seconds` the backoff that
+    follows a throttling error (`saw`), and only that."""
+
+    def __init__(self, stats: ReceiverStats, sleep: Sleep, clock: Callable[[], float]) -> None:
+        self._stats = stats
+        self._sleep = sleep
+        self._clock = clock
+        self._throttled = False
+
+    def saw(self, exc: BaseException) -> None:
+        self._throttled = classify(exc) is FailureKind.THROTTLED
+
+    def saw_entry(self, code: str) -> None:
+        self._throttled = self._throttled or is_throttling_entry(code)
+
+    async def sleep(self, seconds: float) -> None:
+        throttled, self._throttled = self._throttled, False
+        started = self._clock()
+        try:
+            await self._sleep(seconds)
+        finally:
+            if throttled:
+                self._stats.throttled_seconds += self._clock() - started
 
 
 @dataclass(slots=True)
@@ -459,11 +495,20 @@ class SqsReceiver(AsyncResource):
     async def _poll(self) -> None:
         """One long-polling loop: receive, hold, buffer. Transient errors back off and retry;
         any other (the queue is gone, access denied) ends the loop and is raised to readers."""
+        throttle = _ThrottleClock(self.stats, self._sleep, self._clock)
+
+        async def receive() -> list[ReceivedMessage]:
+            try:
+                return await self._receive_once()
+            except Exception as exc:
+                throttle.saw(exc)
+                raise
+
         while not self._stopping:
             try:
                 received: list[ReceivedMessage] = await self.config.retry.retrying_forever(
-                    sleep=self._sleep
-                )(self._receive_once)
+                    sleep=throttle.sleep
+                )(receive)
             except Exception as exc:
                 self._fail(refusal(exc, error_code(exc), self.queue_url, work="receive"))
                 return
@@ -599,6 +644,7 @@ class SqsReceiver(AsyncResource):
         transiently are retried, `retry.max_trials` attempts in all."""
         result = AckResult()
         pending = list(messages)
+        throttle = _ThrottleClock(self.stats, self._sleep, self._clock)
 
         async def attempt() -> list[ReceivedMessage]:
             nonlocal pending
@@ -606,9 +652,13 @@ class SqsReceiver(AsyncResource):
                 {"Id": wire_id, "ReceiptHandle": m.receipt_handle, **extra}
                 for wire_id, m in zip(WIRE_IDS, pending, strict=False)
             ]
-            response = await getattr(self._client, operation)(
-                QueueUrl=self.queue_url, Entries=entries
-            )
+            try:
+                response = await getattr(self._client, operation)(
+                    QueueUrl=self.queue_url, Entries=entries
+                )
+            except Exception as exc:
+                throttle.saw(exc)
+                raise
             retry = []
             for message, answer in zip(pending, read_answer(response, len(pending)), strict=True):
                 if not isinstance(answer, EntryError):
@@ -617,6 +667,7 @@ class SqsReceiver(AsyncResource):
                     result.failed.append((message, answer.code, answer.reason))
                 else:
                     last_error[message.receipt_handle] = (answer.code, answer.reason)
+                    throttle.saw_entry(answer.code)
                     retry.append(message)
             pending = retry
             return retry
@@ -632,7 +683,7 @@ class SqsReceiver(AsyncResource):
                 result.failed.append((message, code, reason))
 
         last_error: dict[str, tuple[str, str]] = {}
-        retrying = self.config.retry.retrying_entries(sleep=self._sleep, on_give_up=give_up)
+        retrying = self.config.retry.retrying_entries(sleep=throttle.sleep, on_give_up=give_up)
         try:
             await retrying(attempt)
         except Exception as exc:  # not transient: every entry still pending failed
