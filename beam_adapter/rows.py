@@ -17,8 +17,6 @@ SQS stores them, Binary values base64-encoded), `message_group_id` and `sequence
 Errors take Beam YAML's standard shape, `Row(element=..., msg=..., stack=...)`.
 """
 
-from __future__ import annotations
-
 import base64
 import json
 import time
@@ -280,6 +278,22 @@ class RowToEntry:
             }.items()
             if name is not None
         }
+
+    def check_fields(self, fields: list[str] | None) -> None:
+        """Refuse, when the pipeline is built, rows that lack a field this serializer names
+        (`fields`: the input's, None when unknown)."""
+        if fields is None:
+            return
+        named = list(self.named.values())
+        if self.format != "JSON":
+            named.insert(0, self.body_field)
+        missing = [name for name in named if name not in fields]
+        if missing:
+            raise ValueError(
+                f"the rows have no field {missing[0]!r} (their fields: {', '.join(fields)}): "
+                "name another with body_field or the *_field options, or send the whole row "
+                "with format JSON"
+            )
 
     def __call__(self, row: Any) -> dict[str, Any]:
         if self.format == "JSON":

@@ -314,6 +314,7 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
             # A bounded read's last step: its bundles' deletes are done; count them, end.
             _deletes.wait(part, FINALIZATION_WAIT_SECONDS)
             self._metrics.count_deletes(self.read.read_id)
+            self._metrics.record(receiver)  # and the throttling of those deletes
             tracker.try_claim(restriction.stop)
             return
         deadline = None if self.read.max_read_time is None else started_at + self.read.max_read_time

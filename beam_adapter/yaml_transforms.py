@@ -21,6 +21,7 @@ from typing import Any, NamedTuple, Optional
 
 import apache_beam as beam
 from apache_beam.pvalue import PCollection, Row
+from apache_beam.typehints import schemas
 
 from .options import SECRET_FLAGS, secret
 from .rows import RowToEntry, SqsMessagesToRows, check_format, error_type
@@ -177,6 +178,14 @@ class _FailPipeline(beam.DoFn):
         yield  # a generator, as Beam expects of process
 
 
+def _field_names(element_type: Any) -> Optional[list[str]]:
+    """The fields of a schema'd input, or None when Beam does not know them."""
+    try:
+        return [name for name, _ in schemas.named_fields_from_element_type(element_type)]
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def _error_row(record: Any, error: dict[str, Any]) -> Row:
     return Row(element=record, msg=f"{error['Code']}: {error['Message']}", stack="")
 
@@ -236,7 +245,7 @@ class YamlWriteToSqs(_YamlTransform):
         self._remember(given)
         if str(format).upper() == "RAW":
             raise ValueError("WriteToSqs sends text: format is STRING or JSON")
-        serializer = RowToEntry(
+        self._serializer = serializer = RowToEntry(
             check_format(format, {"type": "object"} if str(format).upper() == "JSON" else None),
             body_field,
             message_group_id=message_group_id,
@@ -261,6 +270,7 @@ class YamlWriteToSqs(_YamlTransform):
 
     def expand(self, pcoll: PCollection[Any]) -> Any:
         self._scrub(pcoll.pipeline)
+        self._serializer.check_fields(_field_names(pcoll.element_type))
         written = pcoll | "Write" >> self._write
         failed = written[WriteToSqs.FAILED_OUTPUT]
         if self._errors is None:

@@ -167,14 +167,36 @@ class ReceiverStats:
     throttled_seconds: float = 0.0
 
 
-class _ThrottleClock:
-    """The sleep of one retry loop, counting into `stats.throttled_seconds` the backoff that
-    follows a throttling error (`saw`), and only that."""
+class _ThrottledTime:
+    """The wall time during which at least one of a receiver's calls was backing off after
+    throttling, into `stats.throttled_seconds`: backoffs that overlap (several polls, deletes)
+    count once, as runners read this time."""
 
-    def __init__(self, stats: ReceiverStats, sleep: Sleep, clock: Callable[[], float]) -> None:
+    def __init__(self, stats: ReceiverStats, clock: Callable[[], float]) -> None:
         self._stats = stats
-        self._sleep = sleep
         self._clock = clock
+        self._backing_off = 0
+        self._since = 0.0
+
+    def begin(self) -> None:
+        if self._backing_off == 0:
+            self._since = self._clock()
+        self._backing_off += 1
+
+    def end(self) -> None:
+        self._backing_off -= 1
+        if self._backing_off == 0:
+            self._stats.throttled_seconds += self._clock() - self._since
+
+
+class _ThrottleClock:
+    """The sleep of one retry loop, counting into `time` the backoff that follows a
+    throttling error (`saw`), and only that. A call's error replaces what was seen; entry
+    errors of one batch answer add up (any throttled entry makes the backoff throttled)."""
+
+    def __init__(self, time: _ThrottledTime, sleep: Sleep) -> None:
+        self._time = time
+        self._sleep = sleep
         self._throttled = False
 
     def saw(self, exc: BaseException) -> None:
@@ -185,12 +207,14 @@ class _ThrottleClock:
 
     async def sleep(self, seconds: float) -> None:
         throttled, self._throttled = self._throttled, False
-        started = self._clock()
+        if not throttled:
+            await self._sleep(seconds)
+            return
+        self._time.begin()
         try:
             await self._sleep(seconds)
         finally:
-            if throttled:
-                self._stats.throttled_seconds += self._clock() - started
+            self._time.end()
 
 
 @dataclass(slots=True)
@@ -238,6 +262,7 @@ class SqsReceiver(AsyncResource):
         self._empty_evidence: set[asyncio.Task[Any]] | None = None  # see _poll_returned
         self._broken = asyncio.Event()  # set with _error: the queue refused for good
         self.stats = ReceiverStats()
+        self._throttled_time = _ThrottledTime(self.stats, clock)
         self._backlog: tuple[float, int | None] | None = None  # (when asked, answer)
 
     def __repr__(self) -> str:
@@ -495,7 +520,7 @@ class SqsReceiver(AsyncResource):
     async def _poll(self) -> None:
         """One long-polling loop: receive, hold, buffer. Transient errors back off and retry;
         any other (the queue is gone, access denied) ends the loop and is raised to readers."""
-        throttle = _ThrottleClock(self.stats, self._sleep, self._clock)
+        throttle = _ThrottleClock(self._throttled_time, self._sleep)
 
         async def receive() -> list[ReceivedMessage]:
             try:
@@ -644,7 +669,7 @@ class SqsReceiver(AsyncResource):
         transiently are retried, `retry.max_trials` attempts in all."""
         result = AckResult()
         pending = list(messages)
-        throttle = _ThrottleClock(self.stats, self._sleep, self._clock)
+        throttle = _ThrottleClock(self._throttled_time, self._sleep)
 
         async def attempt() -> list[ReceivedMessage]:
             nonlocal pending

@@ -156,19 +156,32 @@ def test_delete_after_output_counts_every_delete(
     assert queue_counts(sync_client, queue_url) == (0, 0)
 
 
+@pytest.mark.parametrize("rows", [False, True], ids=["dicts", "rows"])
 def test_a_pipeline_with_both_transforms_logs_no_string_type_hints(
-    server: LocalSqsServer, sync_client: Any, queue_url: str, caplog: pytest.LogCaptureFixture
+    server: LocalSqsServer,
+    sync_client: Any,
+    queue_url: str,
+    caplog: pytest.LogCaptureFixture,
+    rows: bool,
 ) -> None:
+    from beam_adapter import RowToEntry
+
     caplog.set_level(logging.INFO)  # as sqs_pyio's example sets the root logger
-    target = sync_client.create_queue(QueueName="typed-target")["QueueUrl"]
+    target = sync_client.create_queue(QueueName=f"typed-target-{rows}")["QueueUrl"]
     fill(server, queue_url, 3)
     with beam.Pipeline(options=options(server)) as p:
-        _ = (
-            p
-            | ReadFromSqs(queue_url=queue_url, max_messages=3, wait_time_seconds=1)
-            | beam.Map(lambda record: record["Body"])
-            | WriteToSqs(queue_url=target)
-        )
+        if rows:  # schema'd rows both ways
+            read = ReadFromSqs(
+                queue_url=queue_url, max_messages=3, wait_time_seconds=1, format="STRING"
+            )
+            _ = p | read | WriteToSqs(queue_url=target, serializer=RowToEntry())
+        else:
+            _ = (
+                p
+                | ReadFromSqs(queue_url=queue_url, max_messages=3, wait_time_seconds=1)
+                | beam.Map(lambda record: record["Body"])
+                | WriteToSqs(queue_url=target)
+            )
     noise = [r.getMessage() for r in caplog.records if "string literal type hint" in r.getMessage()]
     assert noise == []
     assert sorted(bodies(sync_client, target)) == ["m0", "m1", "m2"]

@@ -219,6 +219,22 @@ pipeline:
         )
 
 
+def test_rows_without_the_body_field_fail_construction() -> None:
+    spec = """
+pipeline:
+  transforms:
+    - type: Create
+      config: {elements: [{text: a}]}
+    - type: WriteToSqs
+      input: Create
+      config: {queue_url: "http://127.0.0.1:1/1/q"%s}
+"""
+    with pytest.raises(ValueError, match="the rows have no field 'body'"):
+        expand(spec % "")
+    with pytest.raises(ValueError, match="the rows have no field 'group'"):
+        expand(spec % ", body_field: text, message_group_id_field: group")
+
+
 def test_the_examples_own_yaml_tests_pass() -> None:
     yaml_main.run_tests(
         [f"--yaml_pipeline_file={EXAMPLE}", "--tests", "--runner=FnApiRunner"], exit=False

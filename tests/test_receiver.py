@@ -238,3 +238,25 @@ async def test_transient_receive_errors_are_retried(
         [message] = await receiver.receive(wait=10)
         await receiver.ack([message])
     assert message.body == "after the storm" and calls > 3
+
+
+def test_overlapping_throttled_backoffs_count_once() -> None:
+    """Runners scale on throttled time: two polls backing off at once are one second, not two."""
+    from sqs_async.receiver import ReceiverStats, _ThrottledTime
+
+    now = [0.0]
+    stats = ReceiverStats()
+    time = _ThrottledTime(stats, lambda: now[0])
+    time.begin()  # poll 1 backs off at 0
+    now[0] = 0.5
+    time.begin()  # poll 2 at 0.5
+    now[0] = 1.0
+    time.end()  # poll 1 done at 1.0
+    now[0] = 1.5
+    time.end()  # poll 2 done at 1.5
+    assert stats.throttled_seconds == 1.5
+    now[0] = 3.0
+    time.begin()
+    now[0] = 3.25
+    time.end()
+    assert stats.throttled_seconds == 1.75
