@@ -114,6 +114,10 @@ class YamlReadFromSqs(_YamlTransform):
       error_handling: with `output: NAME`, a body that format JSON cannot parse becomes a
         row `Row(element=<the message as a STRING row>, msg=..., stack=...)` on output NAME
         (and is deleted, as delivered); without it, such a body fails the pipeline.
+      delete_after: `commit` (default): a message is deleted once the runner has committed
+        the bundle that emitted it; `output`: once emitted, for runners that never finalize
+        bundles (portable Flink in batch mode, portable Spark), where a bundle that fails
+        after emitting loses its messages.
     """
 
     def __init__(
@@ -133,6 +137,7 @@ class YamlReadFromSqs(_YamlTransform):
         aws_secret_access_key: Optional[str] = None,
         aws_session_token: Optional[str] = None,
         error_handling: Optional[ErrorHandling] = None,
+        delete_after: str = "commit",
     ) -> None:
         super().__init__()
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -155,6 +160,7 @@ class YamlReadFromSqs(_YamlTransform):
             max_read_time=max_read_time_secs,
             until_empty=until_empty,
             with_receipt_handle=True,
+            delete_after=delete_after,  # type: ignore[arg-type]  # checked by ReadFromSqs
             **settings,
         )
         self._rows = SqsMessagesToRows(

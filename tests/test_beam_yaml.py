@@ -235,6 +235,13 @@ pipeline:
         expand(spec % ", body_field: text, message_group_id_field: group")
 
 
+def test_a_yaml_read_can_delete_on_output_for_runners_that_never_finalize() -> None:
+    read = YamlReadFromSqs(queue_url="http://127.0.0.1:1/1/q", delete_after="output")
+    assert read._read._read.delete_after == "output"  # handed to ReadFromSqs
+    with pytest.raises(ValueError, match='delete_after must be "commit" or "output"'):
+        YamlReadFromSqs(queue_url="http://127.0.0.1:1/1/q", delete_after="later")
+
+
 def test_the_examples_own_yaml_tests_pass() -> None:
     yaml_main.run_tests(
         [f"--yaml_pipeline_file={EXAMPLE}", "--tests", "--runner=FnApiRunner"], exit=False
