@@ -367,3 +367,36 @@ def test_the_progress_bar_redraws_a_few_times_a_second_with_its_total() -> None:
     redraws = terminal.getvalue().count("\r")
     assert redraws <= elapsed / 0.2 + 4, (redraws, elapsed)
     assert "3000/3000" in terminal.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "hint"),
+    [
+        (
+            "InvalidAction",
+            400,
+            "the server refused the request (HTTP 400): check that the endpoint",
+        ),
+        ("InternalFailure", 503, "the server failed (HTTP 503): try again later"),
+        ("EndpointConnectionError", None, "no answer from the endpoint"),
+        ("SignatureDoesNotMatch", 403, "check the credentials"),
+        ("QueueDoesNotExist", 400, "check the queue name or URL"),
+        ("AccessDenied", 403, "need sqs:SendMessage"),
+    ],
+)
+def test_a_refusal_hints_at_what_its_answer_points_to(
+    code: str, status: int | None, hint: str
+) -> None:
+    """A 400 was blamed on "the credentials, the region and the queue" whatever it was."""
+    from sqs_async.errors import explain
+
+    text = explain(code, "detail", "queue 'q'", status=status)
+    assert text.startswith(f"SQS refused requests to queue 'q': {code}: detail (")
+    assert hint in text and "the credentials, the region and the queue" not in text
+
+
+def test_local_help_names_the_extra_it_needs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["local", "--help"])
+    out = capsys.readouterr().out
+    assert "sqs-async[local]" in out and "[test]" not in out
