@@ -50,6 +50,7 @@ examples:
 Each line is a JSON string (the body) or an object of SQS entry fields, for example
   "hello"
   {"MessageBody": "hello", "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}
+Binary attribute values are base64 text (as `receive` writes them).
 Failed lines go to --failed as {"line": N, "message": ..., "error": {...}}; the "message"
 values can be sent again. Ctrl-C stops reading and sends what was read; a second Ctrl-C stops
 waiting for SQS. Lines not sent go to --failed too (those of a pipe not read yet stay in it).

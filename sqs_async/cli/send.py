@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
 import functools
 import json
+import os
 import signal
 import sys
 from typing import IO, Any
 
-from ..errors import DEADLINE_EXCEEDED, SqsAsyncError
+from ..errors import DEADLINE_EXCEEDED, INVALID_ATTRIBUTES, SqsAsyncError
 from ..producer import SqsProducer
 from ..results import Delivered, Failed
 from .common import (
@@ -54,6 +57,29 @@ def parse_line(line: Line) -> tuple[Any, str | None]:
         return line.text, f"line is not valid JSON: {exc.msg} at column {exc.colno}"
 
 
+def with_binary_values(message: Any) -> Any:
+    """The message to send: Binary attribute values, which a JSON line can only hold as
+    base64 text (as `receive` writes them), decoded to bytes; the line's own message is kept
+    for --failed. Raises ValueError for a value that is not base64."""
+    attributes = message.get("MessageAttributes") if isinstance(message, dict) else None
+    if not isinstance(attributes, dict):
+        return message
+    decoded = {}
+    for name, value in attributes.items():
+        if (
+            isinstance(value, dict)
+            and str(value.get("DataType", "")).startswith("Binary")
+            and isinstance(value.get("BinaryValue"), str)
+        ):
+            try:
+                raw = base64.b64decode(value["BinaryValue"], validate=True)
+            except binascii.Error:
+                raise ValueError(f"attribute {name!r}: BinaryValue is not base64") from None
+            value = {**value, "BinaryValue": raw}
+        decoded[name] = value
+    return {**message, "MessageAttributes": decoded}
+
+
 async def send_lines(
     args: argparse.Namespace, reader: LineReader, outcomes: Outcomes
 ) -> Stop | None:
@@ -91,7 +117,12 @@ async def send_lines(
                 outcomes.failed(line.number, message, INVALID_JSON, problem, True)
                 continue
             try:
-                future = await producer.put(message)
+                entry = with_binary_values(message)
+            except ValueError as exc:
+                outcomes.failed(line.number, message, INVALID_ATTRIBUTES, str(exc), True)
+                continue
+            try:
+                future = await producer.put(entry)
             except SqsAsyncError as exc:  # the queue refused for good
                 stop = Stop(exc.code or "Error", str(exc), error=exc)
                 outcomes.failed(line.number, message, stop.code, stop.why, False)
@@ -186,14 +217,20 @@ def command_send(args: argparse.Namespace) -> int:
     try:
         reader = LineReader(source.fileno())
         failed_out = None
+        created = False
         if args.failed is not None:
             check_output(args.failed, args.overwrite, reading=args.file)
-            failed_out = open_output(args.failed)
+            created = not os.path.exists(args.failed)
+            failed_out = open_output(args.failed)  # now: a path that cannot be written fails first
         tally = Tally()
         progress = Progress(tally, sys.stderr, total=reader.count_lines())
         outcomes = Outcomes(failed_out, progress)
         try:
             stop = asyncio.run(send_lines(args, reader, outcomes))
+        except BaseException:
+            if created and tally.failed == 0:  # a set-up error: leave nothing behind
+                os.remove(args.failed)
+            raise
         finally:
             progress.close()
             if failed_out is not None:
