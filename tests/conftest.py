@@ -59,7 +59,7 @@ def make_queue(sync_client: Any, **attributes: str) -> str:
 
 
 def drain(sync_client: Any, queue_url: str) -> list[dict[str, Any]]:
-    """Receive and delete every visible message (deleting keeps moto's receive fast)."""
+    """Receive and delete every visible message, each once (a 600 s visibility timeout)."""
     messages: list[dict[str, Any]] = []
     for _ in range(100_000):  # bounded: a queue in a test never holds that many
         response = sync_client.receive_message(
@@ -122,9 +122,8 @@ def sleep() -> RecordingSleep:
 def stored_bodies(queue_url: str) -> list[tuple[str, str]]:
     """(body, MessageId) of every message the local server holds for `queue_url`.
 
-    Read from moto's store directly (the server runs in this process): its ReceiveMessage
-    rescans the queue for every message, so reading back thousands through the API takes
-    minutes.
+    Read from moto's store directly (the server runs in this process): it sees every message
+    at once, whatever its visibility, and reads nothing a test did not send.
     """
     from moto.sqs.models import sqs_backends
 
