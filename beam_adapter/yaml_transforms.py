@@ -50,11 +50,15 @@ def _output_name(error_handling: Any) -> Optional[str]:
     return output
 
 
-def _connection(
-    region: Optional[str], endpoint_url: Optional[str], secrets: dict[str, Optional[str]]
-) -> dict[str, Any]:
-    settings: dict[str, Any] = {"region_name": region, "endpoint_url": endpoint_url, **secrets}
-    return {key: value for key, value in settings.items() if value is not None}
+# Config keys that say how to reach SQS, and the engine's names for them.
+_CONNECTION = {"region": "region_name", "endpoint_url": "endpoint_url"} | {
+    name: name for name in SECRET_FLAGS
+}
+
+
+def _connection(given: dict[str, Any]) -> dict[str, Any]:
+    """The connection settings among a constructor's arguments, those given."""
+    return {ours: given[key] for key, ours in _CONNECTION.items() if given.get(key) is not None}
 
 
 class _YamlTransform(beam.PTransform):  # type: ignore[type-arg]
@@ -142,15 +146,7 @@ class YamlReadFromSqs(_YamlTransform):
         super().__init__()
         given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self._remember(given)
-        settings = _connection(
-            region,
-            endpoint_url,
-            {
-                "aws_access_key_id": aws_access_key_id,
-                "aws_secret_access_key": aws_secret_access_key,
-                "aws_session_token": aws_session_token,
-            },
-        )
+        settings = _connection(given)
         if wait_time_seconds is not None:
             settings["wait_time_seconds"] = wait_time_seconds
         self._read = ReadFromSqs(
@@ -260,15 +256,7 @@ class YamlWriteToSqs(_YamlTransform):
             delay_seconds_field=delay_seconds_field,
             attributes_field=attributes_field,
         )
-        settings = _connection(
-            region,
-            endpoint_url,
-            {
-                "aws_access_key_id": aws_access_key_id,
-                "aws_secret_access_key": aws_secret_access_key,
-                "aws_session_token": aws_session_token,
-            },
-        )
+        settings = _connection(given)
         self._write = WriteToSqs(
             queue_name, None, max_trials, queue_url=queue_url, serializer=serializer, **settings
         )

@@ -21,6 +21,16 @@ from .conftest import make_queue, stored_bodies, wait_until_visible
 pytestmark = pytest.mark.integration
 
 
+def wait_for(condition: Any, *, while_running: Any = None) -> None:
+    """Poll `condition` until it holds; fail if `while_running` (a process) ends first. The
+    deadline only ends a hang on a loaded machine; it never decides a pass."""
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, f"not met within 120 s: {condition}"
+        assert while_running is None or while_running.poll() is None, "the command ended"
+        time.sleep(0.02)
+
+
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     return subprocess.run(
@@ -255,12 +265,6 @@ def test_ctrl_c_once_sends_what_was_read_and_twice_stops_at_once(tmp_path: Path)
         def accepted() -> int:
             return int(endpoint.stats()["accepted"])
 
-        def wait_for(condition: Any) -> None:
-            deadline = time.monotonic() + 120  # ends a hang; never decides a pass
-            while not condition():
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-
         process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "sqs_async", "send", "q", str(source)),
@@ -327,10 +331,7 @@ def test_ctrl_c_on_a_silent_pipe_sends_what_was_read_and_loses_nothing(
         process.stdin.write("".join(json.dumps(f"m{i}") + "\n" for i in range(30)))
         process.stdin.write('"unfinished')  # a line without its end yet
         process.stdin.flush()
-        deadline = time.monotonic() + 120  # ends a hang; never decides a pass
-        while len(stored_bodies(queue_url)) < 30:
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.05)
+        wait_for(lambda: len(stored_bodies(queue_url)) >= 30, while_running=process)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)  # standard input still open: no end of input to stop at
         assert process.stderr is not None
@@ -403,10 +404,10 @@ def test_ctrl_c_on_receive_delete_deletes_every_line_written(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120  # ends a hang; never decides a pass
-        while not out.exists() or len(out.read_text().splitlines()) < 25:
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.01)
+        wait_for(
+            lambda: out.exists() and len(out.read_text().splitlines()) >= 25,
+            while_running=process,
+        )
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:

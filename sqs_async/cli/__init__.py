@@ -19,15 +19,17 @@ from typing import Any, NoReturn
 from .._version import __version__
 from ..config import DEFAULT_MAX_IN_FLIGHT
 from ..errors import SqsAsyncError
-from ..receiver import MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS
+from ..receiver import MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS, ReceiverConfig
+from ..retry import RetryPolicy
 from .common import CliError, Status
 from .local import command_local
 from .receive import command_receive
 from .send import command_send
 
-DEFAULT_MAX_TRIALS = 3
-DEFAULT_WAIT = MAX_WAIT_SECONDS
-DEFAULT_VISIBILITY = 30
+# The engine's defaults, not restated.
+DEFAULT_MAX_TRIALS = RetryPolicy.max_trials
+DEFAULT_WAIT = ReceiverConfig.wait_time_seconds
+DEFAULT_VISIBILITY = ReceiverConfig.visibility_timeout
 
 
 def exit_statuses(done: str, failed: str) -> str:

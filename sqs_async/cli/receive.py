@@ -15,8 +15,7 @@ from typing import IO, Any
 
 from ..receiver import ReceivedMessage, SqsReceiver
 from .common import Status, check_output, check_queue_url, open_output, queue_settings
-
-SHOWN_IDS = 5
+from .report import SHOWN_FAILURES
 
 
 def _json_default(value: Any) -> Any:
@@ -136,8 +135,9 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
         file=sys.stderr,
     )
     if not_deleted:
-        shown = ", ".join(m.message_id for m, _, _ in not_deleted[:SHOWN_IDS])
-        more = f" and {len(not_deleted) - SHOWN_IDS} more" if len(not_deleted) > SHOWN_IDS else ""
+        shown = ", ".join(m.message_id for m, _, _ in not_deleted[:SHOWN_FAILURES])
+        rest = len(not_deleted) - SHOWN_FAILURES
+        more = f" and {rest} more" if rest > 0 else ""
         _, code, reason = not_deleted[0]
         print(
             f"{len(not_deleted)} written but not deleted (SQS will deliver them again): "
