@@ -19,8 +19,6 @@ Beam YAML's ReadFromSqs and WriteToSqs: beam_adapter.yaml_transforms, listed for
 the package's sqs_provider.yaml.
 """
 
-from typing import Any
-
 from sqs_async import QueueField, SqsClientError, stable_hash
 
 from .options import SqsOptions
@@ -39,11 +37,3 @@ __all__ = [
     "WriteToSqs",
     "stable_hash",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "LocalSqsServer":  # moved to sqs_async.testing; deprecated here until 0.3
-        from sqs_async.testing import moved
-
-        return moved(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,10 +27,9 @@ from apache_beam.pvalue import PCollection, TaggedOutput
 from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.utils.windowed_value import WindowedValue
 
-from sqs_async import Delivered, Failed, SenderConfig, SendResult, SqsSender
+from sqs_async import Delivered, Failed, SenderConfig, SendResult, SqsSender, defaults
 from sqs_async.checks import check_number
-from sqs_async.client import SqsClient
-from sqs_async.config import SQS_MAX_BYTES
+from sqs_async.wire import SqsClient
 
 from . import runtime
 from .options import SqsOptions
@@ -290,15 +289,15 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
         self,
         queue_name: str | None = None,
         owner_acc_id: str | None = None,
-        max_trials: int = 3,
+        max_trials: int = defaults.MAX_TRIALS,
         append_error: bool = True,
         failed_output: str = FAILED_OUTPUT,
         *,
         queue_url: str | None = None,
         error_shape: ErrorShape = "tuple",
-        max_in_flight: int = 16,
+        max_in_flight: int = defaults.MAX_IN_FLIGHT,
         max_message_bytes: int | None = None,
-        max_request_bytes: int = SQS_MAX_BYTES,
+        max_request_bytes: int = defaults.MAX_MESSAGE_BYTES,
         emit_delivered: bool = False,
         buffer_size: int | None = None,
         client_wrapper: Callable[[SqsClient], SqsClient] | None = None,

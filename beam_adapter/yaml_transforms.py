@@ -23,6 +23,8 @@ import apache_beam as beam
 from apache_beam.pvalue import PCollection, Row
 from apache_beam.typehints import schemas
 
+from sqs_async import defaults
+
 from .options import SECRET_FLAGS, secret
 from .rows import RowToEntry, SqsMessagesToRows, check_format, error_type
 from .sink import WriteToSqs
@@ -236,7 +238,7 @@ class YamlWriteToSqs(_YamlTransform):
         message_deduplication_id_field: Optional[str] = None,
         delay_seconds_field: Optional[str] = None,
         attributes_field: Optional[str] = None,
-        max_trials: int = 3,
+        max_trials: int = defaults.MAX_TRIALS,
         aws_access_key_id: Optional[str] = None,
         aws_secret_access_key: Optional[str] = None,
         aws_session_token: Optional[str] = None,

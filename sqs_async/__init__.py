@@ -14,40 +14,33 @@ Public API::
     Delivered, Failed
     SqsAsyncError, SqsClientError, SqsUnavailableError, ProducerFull
 
-Testing: `sqs_async.testing.LocalSqsServer`, an SQS-compatible server on 127.0.0.1 (moto's;
-`pip install 'sqs-async[local]'`). `sqs_async.LocalSqsServer` still works, with a
-DeprecationWarning, until 0.3.
+Also public: `sqs_async.defaults` (SQS's limits and the engine's defaults), `sqs_async.errors`
+(the exception tree and the table of error codes), `sqs_async.checks` (the checks of settings,
+for adapters such as `beam_adapter`), `sqs_async.wire` (the client interfaces),
+`sqs_async.testing.LocalSqsServer` (an SQS-compatible server on 127.0.0.1, moto's:
+`pip install 'sqs-async[local]'`) and `sqs_async.cli`. Modules whose names start with `_`, in
+`send/`, `receive/` and `wire/`, are internal.
 """
 
-from typing import Any
-
+from . import defaults
 from ._version import __version__
-from .config import SenderConfig
-from .entries import QueueField, stable_hash
+from .config import ConnectionConfig, ReceiverConfig, SenderConfig
 from .errors import ProducerFull, SqsAsyncError, SqsClientError, SqsUnavailableError
-from .producer import SqsProducer
-from .receiver import AckResult, ReceivedMessage, ReceiverConfig, SqsReceiver
+from .receive import AckResult, ReceivedMessage, ReceiverStats, SqsReceiver
 from .results import Delivered, Failed, SendResult
 from .retry import RetryPolicy
-from .sender import SqsSender
-
-
-def __getattr__(name: str) -> Any:
-    if name == "LocalSqsServer":  # moved to sqs_async.testing; deprecated here until 0.3
-        from .testing import moved
-
-        return moved(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from .send import QueueField, SqsProducer, SqsSender, stable_hash
 
 __all__ = [
     "AckResult",
+    "ConnectionConfig",
     "Delivered",
     "Failed",
     "ProducerFull",
     "QueueField",
     "ReceivedMessage",
     "ReceiverConfig",
+    "ReceiverStats",
     "RetryPolicy",
     "SendResult",
     "SenderConfig",
@@ -58,5 +51,6 @@ __all__ = [
     "SqsSender",
     "SqsUnavailableError",
     "__version__",
+    "defaults",
     "stable_hash",
 ]

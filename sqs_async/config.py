@@ -1,4 +1,5 @@
-"""Settings of a sender: where to send, how to authenticate, how hard to push.
+"""Settings of senders and receivers: where to send or read, how to authenticate, how hard to
+push.
 
 One frozen, keyword-only, picklable value (the Beam adapter ships it to workers) that checks
 itself on construction. Secrets are kept out of `repr`.
@@ -10,15 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
+from . import defaults
 from .checks import check_number, check_queue
 from .retry import RetryPolicy
-
-# SQS accepts up to 1 MiB per message and per SendMessageBatch request (since 2025). A queue's
-# own MaximumMessageSize can be lower and is read from the queue when permitted.
-SQS_MAX_BYTES = 1_048_576
-DEFAULT_MAX_IN_FLIGHT = 16
-# SendMessageBatch quota of a FIFO queue without high throughput mode (requests per second).
-FIFO_REQUESTS_PER_SECOND = 300.0
 
 Route = Callable[[Any], str]
 
@@ -43,8 +38,8 @@ class ConnectionConfig:
     verify: bool | str | None = None
     use_ssl: bool = True
     api_version: str | None = None
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
+    connect_timeout: float = defaults.CONNECT_TIMEOUT
+    read_timeout: float = defaults.READ_TIMEOUT
     wire: str = "lean"
 
     def __post_init__(self) -> None:
@@ -101,13 +96,13 @@ class SenderConfig(ConnectionConfig):
     serializer: Callable[[Any], Any] | None = None
     message_group_id: str | Callable[[Any], str] | None = None
     message_deduplication_id: Callable[[Any], str] | None = None
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_in_flight: int = defaults.MAX_IN_FLIGHT
     adaptive_concurrency: bool = True
     max_trials: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     max_message_bytes: int | None = None
-    max_request_bytes: int = SQS_MAX_BYTES
-    fifo_requests_per_second: float | None = FIFO_REQUESTS_PER_SECOND
+    max_request_bytes: int = defaults.MAX_MESSAGE_BYTES
+    fifo_requests_per_second: float | None = defaults.FIFO_REQUESTS_PER_SECOND
     fifo_messages_per_group: int = 1
 
     def __post_init__(self) -> None:
@@ -125,7 +120,11 @@ class SenderConfig(ConnectionConfig):
         ):
             raise ValueError(f"message_group_id must be a str or a function, got {group_id!r}")
         check_number(
-            "fifo_messages_per_group", self.fifo_messages_per_group, low=1, high=10, integer=True
+            "fifo_messages_per_group",
+            self.fifo_messages_per_group,
+            low=1,
+            high=defaults.MAX_BATCH_ENTRIES,
+            integer=True,
         )
         if self.fifo_requests_per_second is not None:
             check_number("fifo_requests_per_second", self.fifo_requests_per_second, above=0)
@@ -156,6 +155,52 @@ class SenderConfig(ConnectionConfig):
         if isinstance(field_name, str):
             return f"the queue in each record's {field_name!r} field"
         return f"the queue given by {getattr(queue, '__qualname__', repr(queue))}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiverConfig(ConnectionConfig):
+    """Configuration of an `SqsReceiver` (and its connection: see `ConnectionConfig`).
+
+    Source: `queue_url` or `queue_name` (in the account `queue_owner_account_id` when the
+    queue is shared from another account). Polling: `wait_time_seconds` (long polling, 0-20),
+    `concurrent_receives` calls at once, each for up to 10 messages; `prefetch` messages may
+    wait in the buffer. Holding: each message is received with `visibility_timeout` seconds
+    and extended by as much while held; `max_hold` (seconds, None: no limit) stops extending a
+    message held that long, so that a consumer that never acks gives it back to the queue.
+    Attributes: `attribute_names` (system attributes) and `message_attribute_names`, "All" by
+    default. Acks and releases are retried by `retry` (`max_trials` is a shortcut).
+    """
+
+    queue_url: str | None = None
+    queue_name: str | None = None
+    queue_owner_account_id: str | None = None
+    wait_time_seconds: int = defaults.WAIT_SECONDS
+    concurrent_receives: int = defaults.CONCURRENT_RECEIVES
+    prefetch: int = defaults.PREFETCH
+    visibility_timeout: int = defaults.VISIBILITY_SECONDS
+    max_hold: float | None = None
+    attribute_names: tuple[str, ...] = ("All",)
+    message_attribute_names: tuple[str, ...] = ("All",)
+    max_trials: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_queue(self.queue_url, self.queue_name, self.queue_owner_account_id, functions=False)
+        object.__setattr__(self, "retry", with_max_trials(self.retry, self.max_trials))
+        for name, low, high in (
+            ("wait_time_seconds", 0, defaults.MAX_WAIT_SECONDS),
+            ("concurrent_receives", 1, 100),
+            ("prefetch", 1, 1_000_000),
+            (
+                "visibility_timeout",
+                defaults.MIN_VISIBILITY_SECONDS,
+                defaults.MAX_VISIBILITY_SECONDS,
+            ),
+        ):
+            check_number(name, getattr(self, name), low=low, high=high, integer=True)
+        if self.max_hold is not None:
+            check_number("max_hold", self.max_hold, above=0)
 
 
 def with_max_trials(retry: RetryPolicy, max_trials: int | None) -> RetryPolicy:

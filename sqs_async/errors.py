@@ -18,9 +18,24 @@ Bad configuration raises the standard `ValueError` / `TypeError` at construction
 
 The codes below are those of `Failed` results the engine gives itself; a message that SQS
 refused carries SQS's own code (`InternalError`, `KMS.ThrottlingException`, ...).
+
+`CODES` is the one table of what an error code means: each SQS, S3, transport and
+receipt-handle code with its `Kind` and, where a person needs one, a hint. Sending, receiving
+and the wire all read it through `kind_of` and `classify`; adding a retryable code is one line
+there.
 """
 
 from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
+from botocore.retries.standard import (
+    RetryContext,
+    ThrottledRetryableChecker,
+    TransientRetryableChecker,
+)
 
 
 class SqsAsyncError(Exception):
@@ -54,7 +69,8 @@ class SqsClientError(SqsAsyncError):
 
 
 class SqsUnavailableError(SqsAsyncError):
-    """SQS stayed unreachable or overloaded through every attempt; try again later."""
+    """A call the engine cannot do without (resolving a queue name) stayed unreachable or
+    overloaded through every attempt; try again later."""
 
     retryable = True
 
@@ -83,48 +99,156 @@ PRECEDING_MESSAGE_FAILED = "PrecedingMessageFailed"
 CLOSED_BEFORE_CONFIRMATION = "ClosedBeforeConfirmation"
 
 
-# What each SQS call needs: the hint of an access error names the permission.
-_PERMISSION = {
+class Kind(enum.Enum):
+    """What a failure means for the call or entry that met it."""
+
+    RETRYABLE = "retryable"  # transient: the same call may succeed later (5xx, timeouts)
+    THROTTLING = "throttling"  # retryable, and a sign to send fewer requests at once
+    FATAL = "fatal"  # the queue refuses everything (missing, access denied, credentials)
+    RECEIPT_HANDLE = "receipt handle"  # the message is no longer ours to delete or extend
+    REJECTED = "rejected"  # this request or entry is wrong; sending it again will fail again
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    kind: Kind
+    hint: str | None = None
+
+
+_NO_QUEUE = "check the queue name or URL, the region and the endpoint"
+_CREDENTIALS = "check the credentials: the server did not accept them"
+_NO_ANSWER = "no answer from the endpoint: check its URL, and that the server is running"
+_PERMISSION = {  # what each kind of work needs: an access error names the permissions
     "send": "sqs:SendMessage (and sqs:GetQueueUrl for a queue name)",
     "receive": "sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility (and "
     "sqs:GetQueueUrl for a queue name)",
 }
-# The credentials were refused (retry.py counts them among the codes that fail every request).
-CREDENTIAL_CODES = frozenset(
-    {
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "IncompleteSignature",
-        "MissingAuthenticationToken",
-        "InvalidSecurity",
-        "ExpiredToken",
-        "ExpiredTokenException",
-    }
-)
-_NO_QUEUE = "check the queue name or URL, the region and the endpoint"
-_CREDENTIALS = "check the credentials: the server did not accept them"
-_HINTS = {
-    "AWS.SimpleQueueService.NonExistentQueue": _NO_QUEUE,
-    "QueueDoesNotExist": _NO_QUEUE,
-    "NoCredentialsError": "no AWS credentials were found: configure the standard AWS chain "
-    "(environment, ~/.aws, instance or task role) or pass them explicitly",
-    "NoRegionError": "no AWS region was found: set region_name or AWS_DEFAULT_REGION",
-    **dict.fromkeys(CREDENTIAL_CODES, _CREDENTIALS),
+_ACCESS = "the credentials in use need {permission} on this queue"  # filled in by `explain`
+
+_FATAL = Kind.FATAL
+_THROTTLING = Kind.THROTTLING
+_RETRYABLE = Kind.RETRYABLE
+_HANDLE = Kind.RECEIPT_HANDLE
+
+CODES: dict[str, Code] = {
+    # The queue refuses every request.
+    "AWS.SimpleQueueService.NonExistentQueue": Code(_FATAL, _NO_QUEUE),
+    "QueueDoesNotExist": Code(_FATAL, _NO_QUEUE),
+    "AWS.SimpleQueueService.QueueDeletedRecently": Code(_FATAL, _NO_QUEUE),
+    "QueueDeletedRecently": Code(_FATAL, _NO_QUEUE),
+    "AccessDenied": Code(_FATAL, _ACCESS),
+    "AccessDeniedException": Code(_FATAL, _ACCESS),
+    "OptInRequired": Code(_FATAL),
+    "InvalidAddress": Code(_FATAL),
+    # The credentials were refused.
+    "InvalidClientTokenId": Code(_FATAL, _CREDENTIALS),
+    "UnrecognizedClientException": Code(_FATAL, _CREDENTIALS),
+    "SignatureDoesNotMatch": Code(_FATAL, _CREDENTIALS),
+    "IncompleteSignature": Code(_FATAL, _CREDENTIALS),
+    "MissingAuthenticationToken": Code(_FATAL, _CREDENTIALS),
+    "InvalidSecurity": Code(_FATAL, _CREDENTIALS),
+    "ExpiredToken": Code(_FATAL, _CREDENTIALS),
+    "ExpiredTokenException": Code(_FATAL, _CREDENTIALS),
+    # Raised before any request (botocore's exception names).
+    "NoCredentialsError": Code(
+        _FATAL,
+        "no AWS credentials were found: configure the standard AWS chain (environment, ~/.aws, "
+        "instance or task role) or pass them explicitly",
+    ),
+    "NoRegionError": Code(_FATAL, "no AWS region was found: set region_name or AWS_DEFAULT_REGION"),
+    # Throttling that botocore's generic list does not carry (it knows `Throttling`,
+    # `ThrottlingException`, `RequestLimitExceeded`, ...; S3 answers `SlowDown`).
+    "KMS.ThrottlingException": Code(_THROTTLING),
+    "RequestThrottled": Code(_THROTTLING),
+    "SlowDown": Code(_THROTTLING),
+    # No answer came back (botocore's exception names): the request never reached a server.
+    "EndpointConnectionError": Code(_RETRYABLE, _NO_ANSWER),
+    "ConnectTimeoutError": Code(_RETRYABLE, _NO_ANSWER),
+    "ReadTimeoutError": Code(_RETRYABLE, _NO_ANSWER),
+    "ConnectionClosedError": Code(_RETRYABLE, _NO_ANSWER),
+    "ProxyConnectionError": Code(_RETRYABLE, _NO_ANSWER),
+    "SSLError": Code(_RETRYABLE, _NO_ANSWER),
+    "HTTPClientError": Code(_RETRYABLE, _NO_ANSWER),
+    # An entry SQS did not report on: retried like a transient failure.
+    MISSING_RESULT: Code(_RETRYABLE),
+    # The receipt handle no longer names a message we hold.
+    "ReceiptHandleIsInvalid": Code(_HANDLE),
+    "MessageNotInflight": Code(_HANDLE),
+    "InvalidParameterValue": Code(_HANDLE),  # an expired receipt handle, as SQS words it
 }
-_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
-# No answer came back (botocore's exception names): the request never reached a server.
-_UNREACHED = frozenset(
-    {
-        "EndpointConnectionError",
-        "ConnectTimeoutError",
-        "ReadTimeoutError",
-        "ConnectionClosedError",
-        "ProxyConnectionError",
-        "SSLError",
-        "HTTPClientError",
-    }
+CREDENTIAL_CODES = frozenset(
+    code for code, meaning in CODES.items() if meaning.hint == _CREDENTIALS
 )
+
+_throttled_checker = ThrottledRetryableChecker()
+_transient_checker = TransientRetryableChecker()
+
+
+def kind_of(code: str, status: int | None = None) -> Kind:
+    """What the error code `code` (of an answer with HTTP `status`, if any) means."""
+    meaning = CODES.get(code)
+    if meaning is not None:
+        return meaning.kind
+    if "Throttl" in code or status == 429:
+        return Kind.THROTTLING
+    if status is not None and status >= 500:
+        return Kind.RETRYABLE
+    return Kind.REJECTED
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of `exc`, or its class name when it has none."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return str(error.get("QueryErrorCode") or error.get("Code") or "ClientError")
+    return type(exc).__name__
+
+
+def classify(exc: BaseException) -> Kind:
+    """What a whole call's failure means (never `RECEIPT_HANDLE`: that is an entry's)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        codes = [str(code) for code in (error.get("Code"), error.get("QueryErrorCode")) if code]
+        kinds = {kind_of(code, status) for code in codes}
+        context = RetryContext(attempt_number=1, parsed_response=exc.response)
+        if Kind.FATAL in kinds:
+            return Kind.FATAL
+        if Kind.THROTTLING in kinds or _throttled_checker.is_retryable(context):
+            return Kind.THROTTLING
+        if Kind.RETRYABLE in kinds or _transient_checker.is_retryable(context):
+            return Kind.RETRYABLE
+        return Kind.REJECTED
+    meaning = CODES.get(type(exc).__name__)
+    if meaning is not None:
+        return meaning.kind
+    context = RetryContext(attempt_number=1, caught_exception=exc)
+    if isinstance(exc, TimeoutError | OSError) or _transient_checker.is_retryable(context):
+        return Kind.RETRYABLE
+    if isinstance(exc, BotoCoreError):
+        # Missing credentials or region, bad parameters: the same call will fail again.
+        return Kind.FATAL
+    return Kind.REJECTED
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying the same call again later can help."""
+    return classify(exc) in (Kind.RETRYABLE, Kind.THROTTLING)
+
+
+def is_congestion(exc: BaseException) -> bool:
+    """Throttling or a 5xx: a sign to send fewer requests at once."""
+    if classify(exc) is Kind.THROTTLING:
+        return True
+    if isinstance(exc, ClientError):
+        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    return False
+
+
+def may_have_been_accepted(exc: BaseException) -> bool:
+    """The request may have reached SQS before it failed: retrying it may duplicate messages
+    (on a standard queue; a FIFO queue deduplicates within 5 minutes)."""
+    return isinstance(exc, TimeoutError | ReadTimeoutError | ConnectionClosedError)
 
 
 def refusal(
@@ -148,12 +272,9 @@ def explain(
 ) -> str:
     """A message a person can act on for a failure that affects the whole queue; `status`
     is the HTTP status of the answer, None when there was none."""
-    if code in _ACCESS_DENIED:
-        hint = f"the credentials in use need {_PERMISSION[work]} on this queue"
-    elif code in _HINTS:
-        hint = _HINTS[code]
-    elif code in _UNREACHED:
-        hint = "no answer from the endpoint: check its URL, and that the server is running"
+    meaning = CODES.get(code)
+    if meaning is not None and meaning.hint is not None:
+        hint = meaning.hint.format(permission=_PERMISSION[work])
     elif status is not None and status >= 500:
         hint = f"the server failed (HTTP {status}): try again later"
     elif status is not None:

@@ -1,35 +1,20 @@
-"""The retry policy, and which failures are worth retrying.
+"""The retry policy: how often and how patiently a failed call or entry is tried again.
 
 tenacity owns every retry (botocore's own retries are switched off), so `max_trials` is the
-exact number of attempts an entry gets. Three kinds of failure:
-
-* transient: throttling, 5xx, timeouts, connection errors, and entries SQS marks
-  `SenderFault=false`: retried with exponential backoff and jitter;
-* rejected: the request or entry itself is wrong (4xx, `SenderFault=true`): never retried;
-* fatal: the queue refuses everything (missing, access denied, bad credentials): raised at
-  once as `SqsClientError`.
+exact number of attempts an entry gets. Which failures are worth retrying is the error-code
+table's to say (`errors.CODES`): retryable and throttling ones are, with exponential backoff
+and jitter; a rejected request or entry (4xx, `SenderFault=true`) never is; a fatal one (the
+queue refuses everything) is raised at once as `SqsClientError`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ReadTimeoutError,
-)
-from botocore.retries.standard import (
-    RetryContext,
-    ThrottledRetryableChecker,
-    TransientRetryableChecker,
-)
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -40,92 +25,11 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from . import defaults
 from .checks import check_number
-from .errors import CREDENTIAL_CODES
+from .errors import is_transient
 
 Sleep = Callable[[float], Awaitable[None]]
-
-_FATAL_CODES = frozenset(
-    {
-        "AWS.SimpleQueueService.NonExistentQueue",
-        "QueueDoesNotExist",
-        "AWS.SimpleQueueService.QueueDeletedRecently",
-        "QueueDeletedRecently",
-        "AccessDenied",
-        "AccessDeniedException",
-        *CREDENTIAL_CODES,
-        "OptInRequired",
-        "InvalidAddress",
-    }
-)
-# Throttling codes that botocore's generic list does not carry.
-_EXTRA_THROTTLING_CODES = frozenset({"KMS.ThrottlingException", "RequestThrottled"})
-_throttled_checker = ThrottledRetryableChecker()
-_transient_checker = TransientRetryableChecker()
-
-
-class FailureKind(enum.Enum):
-    TRANSIENT = "transient"
-    THROTTLED = "throttled"
-    REJECTED = "rejected"
-    FATAL = "fatal"
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of `exc`, or its class name when it has none."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return str(error.get("QueryErrorCode") or error.get("Code") or "ClientError")
-    return type(exc).__name__
-
-
-def classify(exc: BaseException) -> FailureKind:
-    """Say what a whole-request failure means for the entries of that request."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        codes = {error.get("Code"), error.get("QueryErrorCode")}
-        if codes & _FATAL_CODES:
-            return FailureKind.FATAL
-        context = RetryContext(attempt_number=1, parsed_response=exc.response)
-        if codes & _EXTRA_THROTTLING_CODES or _throttled_checker.is_retryable(context):
-            return FailureKind.THROTTLED
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status == 429:
-            return FailureKind.THROTTLED
-        if status >= 500 or _transient_checker.is_retryable(context):
-            return FailureKind.TRANSIENT
-        return FailureKind.REJECTED
-    context = RetryContext(attempt_number=1, caught_exception=exc)
-    if isinstance(exc, TimeoutError | OSError) or _transient_checker.is_retryable(context):
-        return FailureKind.TRANSIENT
-    if isinstance(exc, BotoCoreError):
-        # Missing credentials or region, bad parameters: the same call will fail again.
-        return FailureKind.FATAL
-    return FailureKind.REJECTED
-
-
-def is_transient(exc: BaseException) -> bool:
-    return classify(exc) in (FailureKind.TRANSIENT, FailureKind.THROTTLED)
-
-
-def is_congestion(exc: BaseException) -> bool:
-    """Throttling or a 5xx: a sign to send fewer requests at once."""
-    if classify(exc) is FailureKind.THROTTLED:
-        return True
-    if isinstance(exc, ClientError):
-        return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
-    return False
-
-
-def may_have_been_accepted(exc: BaseException) -> bool:
-    """The request may have reached SQS before it failed: retrying it may duplicate messages
-    (on a standard queue; a FIFO queue deduplicates within 5 minutes)."""
-    return isinstance(exc, TimeoutError | ReadTimeoutError | ConnectionClosedError)
-
-
-def is_throttling_entry(code: str) -> bool:
-    """Whether a per-entry error code means throttling (for example KMS throttling)."""
-    return code in _EXTRA_THROTTLING_CODES or "Throttl" in code
 
 
 class stop_at_deadline(stop_base):
@@ -150,7 +54,7 @@ class RetryPolicy:
     capped at `max_backoff`.
     """
 
-    max_trials: int = 3
+    max_trials: int = defaults.MAX_TRIALS
     initial_backoff: float = 0.1
     max_backoff: float = 10.0
     jitter: float = 0.1
@@ -212,11 +116,9 @@ class RetryPolicy:
             wait=self._wait(), retry=retry_if_exception(is_transient), sleep=sleep, reraise=True
         )
 
-    def _wait(self, multiplier: float | None = None) -> wait_exponential_jitter:
+    def _wait(self) -> wait_exponential_jitter:
         return wait_exponential_jitter(
-            multiplier=self.initial_backoff if multiplier is None else multiplier,
-            max=self.max_backoff,
-            jitter=self.jitter,
+            multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.jitter
         )
 
 

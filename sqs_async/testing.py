@@ -41,7 +41,6 @@ import re
 import socket
 import threading
 import urllib.request
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -58,16 +57,6 @@ MOTO_RANGE = ((5, 2), (5, 3))
 
 class LocalServerError(RuntimeError):
     """The local server cannot start: moto is missing or unsupported, or the port is taken."""
-
-
-def moved(old_name: str) -> type[LocalSqsServer]:
-    """`LocalSqsServer` for an import from where it used to be, with a DeprecationWarning."""
-    warnings.warn(
-        f"{old_name} is deprecated: import LocalSqsServer from sqs_async.testing",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return LocalSqsServer
 
 
 class LocalSqsServer:

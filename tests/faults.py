@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sqs_async.client import SqsClient
+from sqs_async.wire import SqsClient
 
 EntryFault = Callable[[str, int], "tuple[str, bool] | None"]
 RequestFault = Callable[[int], "BaseException | str | None"]

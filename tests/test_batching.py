@@ -7,8 +7,8 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sqs_async.batching import Batch, BatchPacker
-from sqs_async.validation import OutgoingMessage
+from sqs_async.send._batching import Batch, BatchPacker
+from sqs_async.send._validation import OutgoingMessage
 
 
 def message(index: int, size: int) -> OutgoingMessage:

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqs_async import SqsProducer, SqsSender, stable_hash
 from sqs_async.errors import INVALID_FIFO_FIELDS, PRECEDING_MESSAGE_FAILED
-from sqs_async.fifo import FifoScheduler
-from sqs_async.validation import OutgoingMessage
+from sqs_async.send._fifo import FifoScheduler
+from sqs_async.send._validation import OutgoingMessage
 
 from .conftest import RecordingSleep, drain, make_queue
 from .faults import FaultyClient, StubClient, accept_all

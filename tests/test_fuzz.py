@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from beam_adapter import METRICS_NAMESPACE, WriteToSqs
 from sqs_async import Delivered, SqsSender
-from sqs_async.validation import ENTRY_FIELDS
+from sqs_async.send._validation import ENTRY_FIELDS
 
 from .conftest import LOCAL_RUNNER
 from .faults import StubClient, accept_all

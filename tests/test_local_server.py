@@ -75,35 +75,6 @@ def test_local_command_names_the_extra_when_moto_is_missing() -> None:
     assert "pip install 'sqs-async[local]'" in run.stderr
 
 
-@pytest.mark.parametrize(
-    "old",
-    [
-        "from sqs_async import LocalSqsServer",
-        "from beam_adapter import LocalSqsServer",
-        "from sqs_async.local import LocalSqsServer",
-    ],
-)
-def test_old_imports_still_work_with_a_deprecation_warning(old: str) -> None:
-    program = (
-        "import warnings\n"
-        "warnings.simplefilter('error', DeprecationWarning)\n"
-        "try:\n"
-        f"    {old}\n"
-        "except DeprecationWarning as w:\n"
-        "    print('warned:', w)\n"
-        "warnings.simplefilter('ignore', DeprecationWarning)\n"
-        f"{old}\n"
-        "from sqs_async.testing import LocalSqsServer as New\n"
-        "print(LocalSqsServer is New)\n"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
-    )
-    assert run.returncode == 0, run.stderr
-    warned, same = run.stdout.strip().splitlines()
-    assert "sqs_async.testing" in warned and same == "True"
-
-
 # What the patches for long queues (sqs_async.testing) touch, as a client sees it: deletes and
 # visibility by receipt handle, the receive walk (visibility, delay, FIFO groups, redrive),
 # the queue's attributes and counts, purge.

@@ -8,7 +8,7 @@ import pytest
 
 from sqs_async.checks import check_number
 from sqs_async.errors import MISSING_RESULT
-from sqs_async.responses import WIRE_IDS, EntryError, read_answer
+from sqs_async.wire import WIRE_IDS, EntryError, read_answer
 
 
 def test_an_answer_maps_back_to_its_entries_by_position() -> None:

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from sqs_async import SqsSender
-from sqs_async import validation as v
-from sqs_async.validation import OutgoingMessage, QueueTraits, Rejection, prepare
+from sqs_async import errors as v
+from sqs_async.send._validation import OutgoingMessage, Rejection, prepare
+from sqs_async.wire import QueueTraits
 
 from .conftest import drain, make_queue
 

@@ -37,9 +37,10 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from benchmarks.harness import self_signed_certificate
-from sqs_async.retry import classify, error_code
-from sqs_async.validation import QueueTraits, prepare
-from sqs_async.wire import LeanSqsClient, can_go_lean, on_wire
+from sqs_async.errors import classify, error_code
+from sqs_async.send._validation import prepare
+from sqs_async.wire import QueueTraits
+from sqs_async.wire._lean import LeanSqsClient, can_go_lean, on_wire
 
 FROZEN = datetime.datetime(2026, 11, 27, 12, 34, 56)
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/orders"

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from .._version import __version__
-from ..config import DEFAULT_MAX_IN_FLIGHT
+from ..config import ReceiverConfig
+from ..defaults import MAX_IN_FLIGHT, MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS
 from ..errors import SqsAsyncError
-from ..receiver import MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS, ReceiverConfig
 from ..retry import RetryPolicy
 from .common import CliError, Status
 from .local import command_local
@@ -144,7 +144,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--max-in-flight",
         type=_number(int, 1),
-        default=DEFAULT_MAX_IN_FLIGHT,
+        default=MAX_IN_FLIGHT,
         help="concurrent requests",
     )
     send.add_argument(

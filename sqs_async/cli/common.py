@@ -8,10 +8,10 @@ import os
 from contextlib import AsyncExitStack
 from typing import IO, Any
 
-from ..client import open_client
 from ..config import ConnectionConfig
-from ..errors import refusal
-from ..retry import FailureKind, RetryPolicy, classify, default_sleep, error_code, is_transient
+from ..errors import Kind, classify, error_code, is_transient, refusal
+from ..retry import RetryPolicy, default_sleep
+from ..wire import open_client
 
 INTERRUPTED = "Interrupted"
 
@@ -72,6 +72,6 @@ async def check_queue_url(queue: str, endpoint_url: str | None, region: str | No
             await RetryPolicy().retrying_call(sleep=default_sleep)(ask)
         except Exception as exc:
             code = error_code(exc)
-            conclusive = is_transient(exc) or classify(exc) is FailureKind.FATAL
+            conclusive = is_transient(exc) or classify(exc) is Kind.FATAL
             if conclusive and code not in _NOT_CONCLUSIVE:
                 raise refusal(exc, code, queue, retryable=is_transient(exc)) from exc

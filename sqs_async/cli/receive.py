@@ -13,7 +13,8 @@ import signal
 import sys
 from typing import IO, Any
 
-from ..receiver import ReceivedMessage, SqsReceiver
+from ..defaults import MAX_BATCH_ENTRIES
+from ..receive import ReceivedMessage, SqsReceiver
 from .common import Status, check_output, check_queue_url, open_output, queue_settings
 from .report import SHOWN_FAILURES
 
@@ -110,7 +111,7 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
                     written += 1
                     if args.delete:
                         unacked.append(message)
-                        if len(unacked) == 10:
+                        if len(unacked) == MAX_BATCH_ENTRIES:
                             await asyncio.shield(start_delete())
 
             receiver.start_receiving()

@@ -15,8 +15,8 @@ import sys
 from typing import IO, Any
 
 from ..errors import DEADLINE_EXCEEDED, INVALID_ATTRIBUTES, SqsAsyncError
-from ..producer import SqsProducer
 from ..results import Delivered, Failed
+from ..send import SqsProducer
 from .common import (
     INTERRUPTED,
     CliError,

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import MISSING_RESULT
+from ..defaults import MAX_BATCH_ENTRIES
+from ..errors import MISSING_RESULT
 
 # The `Id` of the entry at each position of a request (a batch holds at most 10).
-WIRE_IDS = tuple(str(position) for position in range(10))
+WIRE_IDS = tuple(str(position) for position in range(MAX_BATCH_ENTRIES))
 _POSITIONS = {wire_id: position for position, wire_id in enumerate(WIRE_IDS)}
 
 

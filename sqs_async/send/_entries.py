@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import INVALID_RECORD
-from .validation import Rejection
+from ..errors import INVALID_RECORD
+from ._validation import Rejection
 
 RecordFunction = Callable[[Any], Any]
 

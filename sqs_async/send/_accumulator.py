@@ -21,11 +21,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .batching import BatchPacker
-from .errors import DEADLINE_EXCEEDED, PRECEDING_MESSAGE_FAILED, SqsClientError
-from .fifo import FifoScheduler, group_of, overtaken
-from .results import Delivered, Failed, SendResult
-from .validation import OutgoingMessage, QueueTraits
+from ..errors import DEADLINE_EXCEEDED, PRECEDING_MESSAGE_FAILED, SqsClientError
+from ..results import Delivered, Failed, SendResult
+from ..wire import QueueTraits
+from ._batching import BatchPacker
+from ._fifo import FifoScheduler, group_of, overtaken
+from ._validation import OutgoingMessage
 
 
 class Ledger:

@@ -30,23 +30,21 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 
-from .accumulator import Accumulator, Entry, FifoAccumulator, Ledger
-from .client import SqsClient
-from .concurrency import AdaptiveLimit
-from .errors import DEADLINE_EXCEEDED, refusal
-from .responses import WIRE_IDS, EntryError, read_answer
-from .results import Failed, SendResult
-from .retry import (
-    FailureKind,
-    RetryPolicy,
-    Sleep,
+from ..errors import (
+    DEADLINE_EXCEEDED,
+    Kind,
     classify,
     error_code,
     is_congestion,
-    is_throttling_entry,
+    kind_of,
     may_have_been_accepted,
+    refusal,
 )
-from .validation import QueueTraits
+from ..results import Failed, SendResult
+from ..retry import RetryPolicy, Sleep
+from ..wire import WIRE_IDS, EntryError, QueueTraits, SqsClient, read_answer
+from ._accumulator import Accumulator, Entry, FifoAccumulator, Ledger
+from ._concurrency import AdaptiveLimit
 
 log = logging.getLogger("sqs_async")
 
@@ -265,7 +263,7 @@ class Dispatcher:
                     rejected.append(entry)
                     continue
                 retry.append(entry)
-                if is_throttling_entry(answer.code):
+                if kind_of(answer.code) is Kind.THROTTLING:
                     throttled = True
                     parts[entry.ledger].throttled += 1
                 continue
@@ -296,10 +294,10 @@ class Dispatcher:
             self.limit.congested(sent_at)
         kind = classify(error)
         code = error_code(error)
-        if kind is FailureKind.FATAL:
+        if kind is Kind.FATAL:
             self._refused(accumulator, entries, refusal(error, code, accumulator.queue_url), parts)
             return True
-        if kind is FailureKind.REJECTED and len(entries) > 1:
+        if kind is Kind.REJECTED and len(entries) > 1:
             # Refused for its content: each entry goes on its own, so that one bad message
             # cannot fail its neighbours.
             log.debug("request rejected (%s); isolating %d entries", code, len(entries))
@@ -318,9 +316,9 @@ class Dispatcher:
             return False
         for entry in entries:
             entry.code, entry.reason = code, str(error) or type(error).__name__
-        if kind is FailureKind.REJECTED:
+        if kind is Kind.REJECTED:
             return self._conclude(accumulator, entries, set(), entries, [], parts)
-        if kind is FailureKind.THROTTLED:
+        if kind is Kind.THROTTLING:
             for part in parts.values():
                 part.throttled += 1
         if may_have_been_accepted(error):

@@ -1,4 +1,4 @@
-"""The SQS client the engine talks to, and how it is opened and pointed at a queue.
+"""The SQS client the engine talks to, and how it is opened.
 
 `SqsClient` is the interface: anything with these async methods works, so tests can wrap the
 real aiobotocore client to inject faults. `open_client` makes the real one, with botocore's
@@ -17,11 +17,9 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import NoRegionError
 
-from .config import SQS_MAX_BYTES, ConnectionConfig
-from .errors import SqsClientError, refusal
-from .retry import RetryPolicy, Sleep, error_code, is_transient
-from .validation import QueueTraits
-from .wire import on_wire
+from ..config import ConnectionConfig
+from ..errors import SqsClientError
+from ._lean import on_wire
 
 log = logging.getLogger("sqs_async")
 
@@ -110,86 +108,4 @@ def create_client(session: Any, config: ConnectionConfig, aio_config: AioConfig)
         use_ssl=config.use_ssl,
         api_version=config.api_version,
         config=aio_config,
-    )
-
-
-async def resolve_queue_url(
-    client: SqsClient | SqsReceiveClient,
-    name: str,
-    retry: RetryPolicy,
-    sleep: Sleep,
-    *,
-    owner_account_id: str | None = None,
-    work: str = "send",
-) -> str:
-    """Look the queue URL up by name (in `owner_account_id`'s account when given: a queue
-    shared from another account), with the same retries as a send. `work` ("send" or
-    "receive") is what the queue is for: an access error names its permissions.
-
-    Raises `SqsClientError` (the queue does not exist, access denied, an answer without a
-    URL) or `SqsUnavailableError` (transient trouble outlasted the retries).
-    """
-    retrying = retry.retrying_call(sleep=sleep)
-    request = {"QueueName": name}
-    if owner_account_id is not None:
-        request["QueueOwnerAWSAccountId"] = owner_account_id
-    queue = f"queue {name!r}" + (f" of account {owner_account_id}" if owner_account_id else "")
-
-    async def look_up() -> dict[str, Any]:
-        return await client.get_queue_url(**request)
-
-    try:
-        response: dict[str, Any] = await retrying(look_up)
-    except Exception as exc:
-        raise refusal(exc, error_code(exc), queue, work=work, retryable=is_transient(exc)) from exc
-    url = response.get("QueueUrl") if isinstance(response, dict) else None
-    if not isinstance(url, str) or not url:
-        raise SqsClientError(
-            f"GetQueueUrl for {queue} answered without a QueueUrl: {response!r} "
-            "(check the endpoint: it may not be an SQS endpoint)",
-            "MissingQueueUrl",
-        )
-    return url
-
-
-async def read_queue_traits(
-    client: SqsClient, queue_url: str, max_message_bytes: int | None, max_request_bytes: int
-) -> QueueTraits:
-    """What the queue allows; falls back to documented defaults when it cannot be read.
-
-    Reading attributes needs `sqs:GetQueueAttributes`, which a send-only role may lack, and
-    the endpoint may be briefly down: neither should stop a sender from opening, so sending
-    decides instead.
-    """
-    fifo = queue_url.endswith(".fifo")
-    content_based = high_throughput = False
-    queue_limit = SQS_MAX_BYTES
-    try:
-        response = await client.get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=[
-                "MaximumMessageSize",
-                "FifoQueue",
-                "ContentBasedDeduplication",
-                "FifoThroughputLimit",
-            ],
-        )
-        attributes = response.get("Attributes", {})
-        queue_limit = int(attributes.get("MaximumMessageSize", queue_limit))
-        fifo = attributes.get("FifoQueue", str(fifo)).lower() == "true"
-        content_based = attributes.get("ContentBasedDeduplication", "false").lower() == "true"
-        high_throughput = attributes.get("FifoThroughputLimit") == "perMessageGroupId"
-    except Exception as exc:  # any failure means: use the defaults
-        log.info(
-            "could not read attributes of %s (%s); assuming a %d-byte message limit",
-            queue_url,
-            type(exc).__name__,
-            queue_limit,
-        )
-    limit = max_message_bytes if max_message_bytes is not None else queue_limit
-    return QueueTraits(
-        max_message_bytes=min(limit, max_request_bytes),
-        fifo=fifo,
-        content_based_deduplication=content_based,
-        high_throughput=high_throughput,
     )

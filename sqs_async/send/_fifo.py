@@ -27,7 +27,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
-from .batching import MAX_BATCH_ENTRIES, Batch
+from ..defaults import MAX_BATCH_ENTRIES
+from ._batching import Batch
 
 
 class Grouped(Protocol):

@@ -22,16 +22,16 @@ from contextlib import AsyncExitStack
 from dataclasses import replace
 from typing import Any
 
-from .accumulator import Accumulator, Entry, Ledger
-from .client import SqsClient, client_for, read_queue_traits, resolve_queue_url
-from .config import SenderConfig
-from .dispatch import Dispatcher
-from .entries import EntryBuilder, QueueField
-from .errors import DEADLINE_EXCEEDED, INVALID_RECORD, SqsAsyncError, SqsClientError
-from .lifecycle import AsyncResource
-from .results import Failed, SendResult
-from .retry import Sleep, default_sleep
-from .validation import QueueTraits, Rejection, prepare
+from .._lifecycle import AsyncResource
+from ..config import SenderConfig
+from ..errors import DEADLINE_EXCEEDED, INVALID_RECORD, SqsAsyncError, SqsClientError
+from ..results import Failed, SendResult
+from ..retry import Sleep, default_sleep
+from ..wire import QueueTraits, SqsClient, client_for, read_queue_traits, resolve_queue_url
+from ._accumulator import Accumulator, Entry, Ledger
+from ._dispatcher import Dispatcher
+from ._entries import EntryBuilder, QueueField
+from ._validation import Rejection, prepare
 
 log = logging.getLogger("sqs_async")
 

@@ -29,74 +29,26 @@ from typing import Any
 
 from tenacity import RetryCallState
 
-from .checks import check_number, check_queue
-from .client import SqsReceiveClient, client_for, resolve_queue_url
-from .config import ConnectionConfig, with_max_trials
-from .errors import SqsAsyncError, refusal
-from .lifecycle import AsyncResource
-from .responses import WIRE_IDS, EntryError, read_answer
-from .retry import (
-    FailureKind,
-    RetryPolicy,
-    Sleep,
-    classify,
-    default_sleep,
-    error_code,
-    is_throttling_entry,
+from .._lifecycle import AsyncResource
+from ..config import ReceiverConfig
+from ..defaults import MAX_BATCH_ENTRIES
+from ..errors import Kind, SqsAsyncError, classify, error_code, kind_of, refusal
+from ..retry import Sleep, default_sleep
+from ..wire import (
+    WIRE_IDS,
+    EntryError,
+    SqsReceiveClient,
+    client_for,
+    read_answer,
+    resolve_queue_url,
 )
 
 log = logging.getLogger("sqs_async")
 
-MAX_RECEIVE = 10
-MAX_WAIT_SECONDS = 20
-# SQS's ceiling for one visibility timeout (12 hours).
-MAX_VISIBILITY_SECONDS = 43_200
 # Seconds a backlog estimate (ApproximateNumberOfMessages) is reused before it is asked again.
 BACKLOG_MAX_AGE = 10.0
 # Connections beyond the receive calls, for deletes and visibility changes.
 SPARE_CONNECTIONS = 4
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReceiverConfig(ConnectionConfig):
-    """Configuration of an `SqsReceiver` (and its connection: see `ConnectionConfig`).
-
-    Source: `queue_url` or `queue_name` (in the account `queue_owner_account_id` when the
-    queue is shared from another account). Polling: `wait_time_seconds` (long polling, 0-20),
-    `concurrent_receives` calls at once, each for up to 10 messages; `prefetch` messages may
-    wait in the buffer. Holding: each message is received with `visibility_timeout` seconds
-    and extended by as much while held; `max_hold` (seconds, None: no limit) stops extending a
-    message held that long, so that a consumer that never acks gives it back to the queue.
-    Attributes: `attribute_names` (system attributes) and `message_attribute_names`, "All" by
-    default. Acks and releases are retried by `retry` (`max_trials` is a shortcut).
-    """
-
-    queue_url: str | None = None
-    queue_name: str | None = None
-    queue_owner_account_id: str | None = None
-    wait_time_seconds: int = MAX_WAIT_SECONDS
-    concurrent_receives: int = 2
-    prefetch: int = 100
-    visibility_timeout: int = 30
-    max_hold: float | None = None
-    attribute_names: tuple[str, ...] = ("All",)
-    message_attribute_names: tuple[str, ...] = ("All",)
-    max_trials: int | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_queue(self.queue_url, self.queue_name, self.queue_owner_account_id, functions=False)
-        object.__setattr__(self, "retry", with_max_trials(self.retry, self.max_trials))
-        for name, low, high in (
-            ("wait_time_seconds", 0, MAX_WAIT_SECONDS),
-            ("concurrent_receives", 1, 100),
-            ("prefetch", 1, 1_000_000),
-            ("visibility_timeout", 3, MAX_VISIBILITY_SECONDS),
-        ):
-            check_number(name, getattr(self, name), low=low, high=high, integer=True)
-        if self.max_hold is not None:
-            check_number("max_hold", self.max_hold, above=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +152,10 @@ class _ThrottleClock:
         self._throttled = False
 
     def saw(self, exc: BaseException) -> None:
-        self._throttled = classify(exc) is FailureKind.THROTTLED
+        self._throttled = classify(exc) is Kind.THROTTLING
 
     def saw_entry(self, code: str) -> None:
-        self._throttled = self._throttled or is_throttling_entry(code)
+        self._throttled = self._throttled or kind_of(code) is Kind.THROTTLING
 
     async def sleep(self, seconds: float) -> None:
         throttled, self._throttled = self._throttled, False
@@ -437,7 +389,7 @@ class SqsReceiver(AsyncResource):
         return self.messages()
 
     async def receive(
-        self, max_messages: int = MAX_RECEIVE, wait: float = 0
+        self, max_messages: int = MAX_BATCH_ENTRIES, wait: float = 0
     ) -> list[ReceivedMessage]:
         """Up to `max_messages` buffered messages, waiting up to `wait` seconds for the first."""
         first = await self._next(wait, until_empty=False)
@@ -553,7 +505,7 @@ class SqsReceiver(AsyncResource):
         try:
             response = await self._client.receive_message(
                 QueueUrl=self.queue_url,
-                MaxNumberOfMessages=MAX_RECEIVE,
+                MaxNumberOfMessages=MAX_BATCH_ENTRIES,
                 WaitTimeSeconds=config.wait_time_seconds,
                 VisibilityTimeout=config.visibility_timeout,
                 MessageSystemAttributeNames=list(config.attribute_names),
@@ -619,11 +571,7 @@ class SqsReceiver(AsyncResource):
                     if held_now is not None:
                         held_now.visible_until = now + timeout
                 for message, code, _ in result.failed:
-                    if code in (
-                        "ReceiptHandleIsInvalid",
-                        "MessageNotInflight",
-                        "InvalidParameterValue",
-                    ):
+                    if kind_of(code) is Kind.RECEIPT_HANDLE:
                         self._held.pop(message.receipt_handle, None)  # SQS will not keep it for us
 
     # Batch calls on receipt handles
@@ -635,7 +583,10 @@ class SqsReceiver(AsyncResource):
     ) -> AckResult:
         batch = list(messages)
         parts = await asyncio.gather(
-            *(call(batch[i : i + MAX_RECEIVE]) for i in range(0, len(batch), MAX_RECEIVE))
+            *(
+                call(batch[i : i + MAX_BATCH_ENTRIES])
+                for i in range(0, len(batch), MAX_BATCH_ENTRIES)
+            )
         )
         result = AckResult()
         for part in parts:
@@ -714,6 +665,6 @@ class SqsReceiver(AsyncResource):
         except Exception as exc:  # not transient: every entry still pending failed
             code = error_code(exc)
             result.failed += [(m, code, str(exc)) for m in pending]
-            if classify(exc) is FailureKind.FATAL:
+            if classify(exc) is Kind.FATAL:
                 result.refused = refusal(exc, code, self.queue_url, work="receive")
         return result

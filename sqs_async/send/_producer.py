@@ -19,15 +19,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .accumulator import Accumulator, Entry, Ledger
-from .checks import check_number
-from .client import SqsClient
-from .config import SenderConfig
-from .errors import CLOSED_BEFORE_CONFIRMATION, ProducerFull, SqsClientError
-from .lifecycle import AsyncResource
-from .results import Delivered, Failed, SendResult
-from .retry import Sleep, default_sleep
-from .sender import SqsSender
+from .._lifecycle import AsyncResource
+from ..checks import check_number
+from ..config import SenderConfig
+from ..errors import CLOSED_BEFORE_CONFIRMATION, ProducerFull, SqsClientError
+from ..results import Delivered, Failed, SendResult
+from ..retry import Sleep, default_sleep
+from ..wire import SqsClient
+from ._accumulator import Accumulator, Entry, Ledger
+from ._sender import SqsSender
 
 log = logging.getLogger("sqs_async")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-MAX_BATCH_ENTRIES = 10
+from ..defaults import MAX_BATCH_ENTRIES
 
 
 class Sized(Protocol):

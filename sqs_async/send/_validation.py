@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .errors import (
+from ..defaults import MAX_ATTRIBUTES, MAX_DELAY_SECONDS
+from ..errors import (
     INVALID_ATTRIBUTES,
     INVALID_BODY,
     INVALID_CHARACTERS,
@@ -25,6 +26,7 @@ from .errors import (
     INVALID_RECORD,
     MESSAGE_TOO_LONG,
 )
+from ..wire import QueueTraits
 
 ENTRY_FIELDS = frozenset(
     {
@@ -37,8 +39,6 @@ ENTRY_FIELDS = frozenset(
         "MessageDeduplicationId",
     }
 )
-MAX_ATTRIBUTES = 10
-MAX_DELAY_SECONDS = 900
 SYSTEM_ATTRIBUTES = frozenset({"AWSTraceHeader"})
 
 # Characters SQS accepts: #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF.
@@ -47,20 +47,6 @@ _ALLOWED_ASCII = bytes([0x9, 0xA, 0xD, *range(0x20, 0x80)])
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
 _DATA_TYPE = re.compile(r"(String|Number|Binary)(\.[A-Za-z0-9_.\-]+)?")
 _FIFO_ID = re.compile(r"[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}")
-
-
-@dataclass(frozen=True, slots=True)
-class QueueTraits:
-    """What the engine needs to know about the destination queue.
-
-    `high_throughput`: a FIFO queue whose throughput limit is per message group
-    (`FifoThroughputLimit=perMessageGroupId`), so the 300 requests/s queue quota does not apply.
-    """
-
-    max_message_bytes: int
-    fifo: bool = False
-    content_based_deduplication: bool = False
-    high_throughput: bool = False
 
 
 @dataclass(frozen=True, slots=True)
