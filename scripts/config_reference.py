@@ -54,6 +54,8 @@ DESCRIPTIONS = {
     "wire": '`"lean"`: batch calls and ReceiveMessage built and signed as botocore would, '
     "with less CPU; "
     '`"botocore"`: its generic call path',
+    "payload_stage": "a `PayloadStage`: turns entries into what is sent, received messages "
+    "into what is handed out (`sqs_async.stages`)",
     "config": "a `SenderConfig` (keywords given as well override its fields)",
     "client": "an open aiobotocore SQS client to borrow (never closed by the sender)",
     "client_wrapper": "wraps the client in use (fault injection in tests)",

@@ -12,6 +12,7 @@ Public API::
     stable_hash     a deterministic hash of a record (a FIFO deduplication id)
     SendResult      what `send` returns: `.delivered` and `.failed`
     Delivered, Failed
+    PayloadStage    transform payloads on their way out, in, and at delete (`sqs_async.stages`)
     SqsAsyncError, SqsClientError, SqsUnavailableError, ProducerFull
 
 Also public: `sqs_async.defaults` (SQS's limits and the engine's defaults), `sqs_async.errors`
@@ -30,12 +31,14 @@ from .receive import AckResult, ReceivedMessage, ReceiverStats, SqsReceiver
 from .results import Delivered, Failed, SendResult
 from .retry import RetryPolicy
 from .send import QueueField, SqsProducer, SqsSender, stable_hash
+from .stages import PayloadStage
 
 __all__ = [
     "AckResult",
     "ConnectionConfig",
     "Delivered",
     "Failed",
+    "PayloadStage",
     "ProducerFull",
     "QueueField",
     "ReceivedMessage",

@@ -14,6 +14,7 @@ from typing import Any, Self
 from . import defaults
 from .checks import check_number, check_queue
 from .retry import RetryPolicy
+from .stages import PayloadStage
 
 Route = Callable[[Any], str]
 
@@ -88,6 +89,8 @@ class SenderConfig(ConnectionConfig):
     group moves that many messages per round trip, and order holds unless SQS fails an entry on
     its own while accepting a later one of its group in the same request (counted in
     `SendResult.reordered`).
+    Payload: `payload_stage` (a `PayloadStage`) may turn each entry into another before it is
+    validated and sent (see `sqs_async.stages`).
     """
 
     queue_url: str | Route | None = None
@@ -104,6 +107,7 @@ class SenderConfig(ConnectionConfig):
     max_request_bytes: int = defaults.MAX_MESSAGE_BYTES
     fifo_requests_per_second: float | None = defaults.FIFO_REQUESTS_PER_SECOND
     fifo_messages_per_group: int = 1
+    payload_stage: PayloadStage | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -119,6 +123,7 @@ class SenderConfig(ConnectionConfig):
             and (not isinstance(group_id, str) or not group_id)
         ):
             raise ValueError(f"message_group_id must be a str or a function, got {group_id!r}")
+        check_stage(self.payload_stage)
         check_number(
             "fifo_messages_per_group",
             self.fifo_messages_per_group,
@@ -169,6 +174,8 @@ class ReceiverConfig(ConnectionConfig):
     message held that long, so that a consumer that never acks gives it back to the queue.
     Attributes: `attribute_names` (system attributes) and `message_attribute_names`, "All" by
     default. Acks and releases are retried by `retry` (`max_trials` is a shortcut).
+    Payload: `payload_stage` (a `PayloadStage`) may turn each received message into what the
+    caller gets, and is told of each delete (see `sqs_async.stages`).
     """
 
     queue_url: str | None = None
@@ -183,10 +190,12 @@ class ReceiverConfig(ConnectionConfig):
     message_attribute_names: tuple[str, ...] = ("All",)
     max_trials: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    payload_stage: PayloadStage | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_queue(self.queue_url, self.queue_name, self.queue_owner_account_id, functions=False)
+        check_stage(self.payload_stage)
         object.__setattr__(self, "retry", with_max_trials(self.retry, self.max_trials))
         for name, low, high in (
             ("wait_time_seconds", 0, defaults.MAX_WAIT_SECONDS),
@@ -201,6 +210,13 @@ class ReceiverConfig(ConnectionConfig):
             check_number(name, getattr(self, name), low=low, high=high, integer=True)
         if self.max_hold is not None:
             check_number("max_hold", self.max_hold, above=0)
+
+
+def check_stage(stage: object) -> None:
+    if stage is not None and not isinstance(stage, PayloadStage):
+        raise TypeError(
+            f"payload_stage must be a sqs_async.PayloadStage, got {type(stage).__name__}"
+        )
 
 
 def with_max_trials(retry: RetryPolicy, max_trials: int | None) -> RetryPolicy:
