@@ -8,8 +8,8 @@ What the flags expose: a secret given as `--aws_secret_access_key` (or access ke
 token) is stored in the options as a placeholder such as `<secret 3f9a1c2b>`, so `repr`,
 `display_data()`, `DisplayData.create_from_options`, the options a runner sends to its workers
 and the workers' "Discarding unparseable args" log show only the placeholder. The real value is
-looked up in the submitting process when `WriteToSqs` is expanded and travels inside the
-pickled transform, as any transform argument does. It remains visible wherever the command line
+looked up in the submitting process when `WriteToSqs` or `ReadFromSqs` is expanded and travels
+inside the pickled transform, as any transform argument does. It remains visible wherever the command line
 itself is (shell history, the process list).
 """
 

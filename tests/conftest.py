@@ -1,19 +1,24 @@
-"""Fixtures: a real SQS-compatible server (moto's) on 127.0.0.1, fresh queues, read-back."""
+"""Fixtures: a real SQS-compatible server (moto's) on 127.0.0.1, fresh queues, read-back.
+
+Beam and gRPC are imported only by the fixtures and helpers of Beam tests, so that the engine's
+tests run without them (`test_packaging` checks).
+"""
 
 from __future__ import annotations
 
 import itertools
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
-import grpc
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from sqs_async.testing import LOCAL_CREDENTIALS, LocalSqsServer
 from sqs_async.wire import on_wire
+
+if TYPE_CHECKING:
+    from apache_beam.options.pipeline_options import PipelineOptions
 
 _queue_numbers = itertools.count()
 
@@ -135,6 +140,8 @@ def stored_bodies(queue_url: str) -> list[tuple[str, str]]:
 @pytest.fixture
 def loopback_grpc(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beam's local runner binds its gRPC servers to every interface; keep them on loopback."""
+    import grpc
+
     real_server = grpc.server
 
     def loopback_server(*args: Any, **kwargs: Any) -> Any:
@@ -160,6 +167,8 @@ async def until(condition: Any, *, timeout: float, interval: float = 0.05) -> No
 
 
 def options(server: LocalSqsServer, *extra: str) -> PipelineOptions:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     return PipelineOptions(
         [
             f"--endpoint_url={server.endpoint_url}",
