@@ -9,8 +9,8 @@ token) is stored in the options as a placeholder such as `<secret 3f9a1c2b>`, so
 `display_data()`, `DisplayData.create_from_options`, the options a runner sends to its workers
 and the workers' "Discarding unparseable args" log show only the placeholder. The real value is
 looked up in the submitting process when `WriteToSqs` or `ReadFromSqs` is expanded and travels
-inside the pickled transform, as any transform argument does. It remains visible wherever the command line
-itself is (shell history, the process list).
+inside the pickled transform, as any transform argument does. It remains visible wherever the
+command line itself is (shell history, the process list).
 """
 
 from __future__ import annotations
