@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .harness import (
+    BASELINE,
     CONTENDERS,
     HERE,
     SEQUENTIAL,
@@ -110,8 +111,19 @@ def main() -> None:
         default=",".join(CONTENDERS),
         help="comma-separated subset of " + ",".join(CONTENDERS),
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of this repository (an earlier commit, say): its sqs_async and "
+        "beam_adapter run as contenders sqs_async@baseline and beam_adapter@baseline, "
+        "interleaved with this checkout's, so before and after are measured in one run",
+    )
     args = parser.parse_args()
     contenders = tuple(args.contenders.split(","))
+    if args.baseline is not None:
+        engine = [c for c in ("sqs_async", "beam_adapter") if c in contenders]
+        rest = tuple(c for c in contenders if c not in engine)
+        contenders = (*engine, *(c + BASELINE for c in engine), *rest)
     scenarios = QUICK if args.quick else FULL
     if args.moto:
         scenarios = [s for s in scenarios if s.latency_ms == 0 and not s.fail_rate]
@@ -123,6 +135,7 @@ def main() -> None:
         contenders=contenders,
         moto=args.moto,
         rounds=args.rounds,
+        baseline=args.baseline,
     )
     memory: dict[str, float] = {}
     if not (args.no_memory or args.moto):

@@ -26,6 +26,9 @@ PYIO_REQUIREMENTS = ["sqs-pyio==0.1.0"]
 CONCURRENT = ("sqs_async", "beam_adapter", "aiobotocore_raw", "boto3_threads")
 SEQUENTIAL = ("sqs_pyio", "boto3_sequential")
 CONTENDERS = (*CONCURRENT, *SEQUENTIAL)
+# A contender named "<name>@baseline" is <name> from another checkout of this repository
+# (`--baseline DIR`): an earlier engine measured in the same run, interleaved with this one.
+BASELINE = "@baseline"
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,11 @@ def message_count(
 
 
 def run_contender(
-    contender: str, scenario: Scenario, endpoint: EndpointProcess | MotoEndpoint, messages: int
+    contender: str,
+    scenario: Scenario,
+    endpoint: EndpointProcess | MotoEndpoint,
+    messages: int,
+    baseline: Path | None = None,
 ) -> Result:
     endpoint.reset(scenario)
     job = {
@@ -299,14 +306,21 @@ def run_contender(
         "max_trials": 3,
         "verify": getattr(endpoint, "verify", None),
     }
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cwd = ROOT
+    if contender.endswith(BASELINE):
+        if baseline is None:
+            raise ValueError(f"{contender} needs a baseline checkout (--baseline DIR)")
+        cwd = baseline  # its own engine and its own contender code, found first on the path
+        env["PYTHONPATH"] = str(baseline)
+        contender = contender.removesuffix(BASELINE)
     if contender == "sqs_pyio":
         command = [str(ensure_pyio_venv()), str(HERE / "pyio_contender.py"), json.dumps(job)]
     else:
         command = [sys.executable, "-m", "benchmarks.contenders", contender, json.dumps(job)]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     completed = subprocess.run(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         env=env,
@@ -351,6 +365,7 @@ def run_scenarios(
     contenders: tuple[str, ...] = CONTENDERS,
     moto: bool = False,
     rounds: int | None = None,
+    baseline: Path | None = None,
 ) -> list[ScenarioResult]:
     """Run every contender on every scenario. The concurrent contenders run interleaved
     (engine, adapter, raw, engine, ...) for the scenario's rounds (`rounds`, when given, for
@@ -383,7 +398,7 @@ def run_scenarios(
                         continue
                     started = time.perf_counter()
                     count = message_count(contender, scenario, seconds, rate_cap)
-                    result = run_contender(contender, scenario, endpoint, count)
+                    result = run_contender(contender, scenario, endpoint, count, baseline)
                     if contender in SEQUENTIAL:
                         sequential_cache[key] = Result(
                             **{**asdict(result), "reused_from": scenario.name}
