@@ -57,6 +57,35 @@ def test_engine_tests_run_without_apache_beam() -> None:
     assert "loaded: []" in run.stdout
 
 
+def test_beam_adapter_uses_only_the_engines_public_modules() -> None:
+    """`beam_adapter` is built on what `sqs_async` offers on purpose (its package, and the
+    public modules named in its docstring), never on an internal module."""
+    import ast
+
+    offered = {
+        "sqs_async",
+        "sqs_async.checks",
+        "sqs_async.defaults",
+        "sqs_async.errors",
+        "sqs_async.stages",
+        "sqs_async.testing",
+        "sqs_async.wire",
+    }
+    used: dict[str, set[str]] = {}
+    for path in (ROOT / "beam_adapter").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                if name.split(".")[0] == "sqs_async":
+                    used.setdefault(name, set()).add(path.name)
+    assert "sqs_async" in used
+    assert {name: files for name, files in used.items() if name not in offered} == {}
+
+
 def test_version_is_exposed() -> None:
     assert sqs_async.__version__.count(".") == 2
 
