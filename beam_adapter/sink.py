@@ -11,11 +11,16 @@ quotas. One client per DoFn instance, not one per process: instances never wait 
 other's requests or share a connection pool's limit, and nothing needs reference counting
 across threads (Beam does not promise `teardown`). The buffer defaults to
 max(1000, 100 x `max_in_flight`) messages: a flush waits for its slowest request, and 100
-requests per slot keep that tail short.
+messages (ten full requests) per slot keep that tail short.
+
+Metrics (namespace `sqs_async`) are updated once per flush: one counter per `SendResult`
+counter, under the metric name it declares (`sqs_async.results.COUNTERS`), and
+`messages_failed` and `failed_<code>`.
 """
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -29,6 +34,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from sqs_async import Delivered, Failed, SenderConfig, SendResult, SqsSender, defaults
 from sqs_async.checks import check_number
+from sqs_async.results import COUNTERS
 from sqs_async.wire import SqsClient
 
 from . import runtime
@@ -42,9 +48,11 @@ SQS_PYIO_NAMESPACE = "_SqsWriteFn"
 # and THROTTLE_TIME_COUNTER_NAME) and Dataflow's workers add up for autoscaling.
 THROTTLING_NAMESPACE = "beam-throttling-metrics"
 THROTTLING_MSECS = "throttling-msecs"
-# A flush waits for its slowest request: 100 requests' worth per slot keeps that tail small.
+# The default buffer, in messages: at least MIN_BUFFER_SIZE, and BUFFERED_MESSAGES_PER_SLOT
+# (ten full requests) per `max_in_flight` slot. A flush waits for its slowest request: ten
+# requests per slot keep that tail small.
 MIN_BUFFER_SIZE = 1000
-BUFFERED_REQUESTS_PER_SLOT = 100
+BUFFERED_MESSAGES_PER_SLOT = 100
 
 
 def records_of(element: Any) -> list[Any]:
@@ -112,19 +120,42 @@ class ThrottlingMetrics:
         return new_millis
 
 
+class _ScaledCounter:
+    """A Beam counter of a number that may have fractions (seconds reported as
+    milliseconds): the total is kept and what it adds in whole units is counted, so fractions
+    are carried over and the counter adds up to the total itself."""
+
+    def __init__(self, name: str, scale: int) -> None:
+        self._counter = Metrics.counter(METRICS_NAMESPACE, name)
+        self._scale = scale
+        self._total = 0.0
+        self._counted = 0
+
+    def inc(self, value: float) -> None:
+        """Count `value` more; the counter is updated even by 0, so that it is reported."""
+        if self._scale == 1 and isinstance(value, int):
+            self._counter.inc(value)
+            return
+        self._total += max(0.0, value)
+        counted = int(self._total * self._scale)
+        self._counter.inc(counted - self._counted)
+        self._counted = counted
+
+
 class _Metrics:
+    """The sink's metrics: every `SendResult` counter under its declared metric name, and
+    the failures (`messages_failed`, `failed_<code>`, sqs_pyio's three counters)."""
+
     def __init__(self) -> None:
-        counter = lambda name: Metrics.counter(METRICS_NAMESPACE, name)  # noqa: E731
-        self.sent = counter("messages_sent")
-        self.failed = counter("messages_failed")
-        self.retried = counter("messages_retried")
-        self.throttled = counter("throttled")
-        self.throttled_ms = counter("throttled_ms")
-        self.possible_duplicates = counter("possible_duplicates")
-        self.reordered = counter("reordered")
-        self.batches = counter("batches")
-        self.bytes = counter("bytes_sent")
-        self.latency = Metrics.distribution(METRICS_NAMESPACE, "batch_latency_ms")
+        self.counters = [
+            (c.name, _ScaledCounter(c.metric, c.scale)) for c in COUNTERS if not c.distribution
+        ]
+        self.distributions = [
+            (c.name, c.scale, Metrics.distribution(METRICS_NAMESPACE, c.metric))
+            for c in COUNTERS
+            if c.distribution
+        ]
+        self.failed = Metrics.counter(METRICS_NAMESPACE, "messages_failed")
         self.throttling = ThrottlingMetrics()
         # sqs_pyio 0.1.0's counters, same namespace, names and meaning, for existing dashboards.
         released = lambda name: Metrics.counter(SQS_PYIO_NAMESPACE, name)  # noqa: E731
@@ -133,22 +164,19 @@ class _Metrics:
         self.failed_elements = released("failed_elements_count")
 
     def record(self, result: SendResult) -> None:
-        self.total_elements.inc(result.delivered_count + len(result.failed))
+        """Count one flush's result."""
+        self.total_elements.inc(result.total)
         self.succeeded_elements.inc(result.delivered_count)
         self.failed_elements.inc(len(result.failed))
-        self.sent.inc(result.delivered_count)
         self.failed.inc(len(result.failed))
-        for failed in result.failed:
-            Metrics.counter(METRICS_NAMESPACE, f"failed_{failed.code}").inc()
-        self.retried.inc(result.retried)
-        self.throttled.inc(result.throttled)
-        self.throttled_ms.inc(self.throttling.record(result.throttled_seconds))
-        self.possible_duplicates.inc(result.possible_duplicates)
-        self.reordered.inc(result.reordered)
-        self.batches.inc(result.requests)
-        self.bytes.inc(result.bytes_delivered)
-        for seconds in result.latencies:
-            self.latency.update(int(seconds * 1000))
+        for code, count in Counter(failed.code for failed in result.failed).items():
+            Metrics.counter(METRICS_NAMESPACE, f"failed_{code}").inc(count)
+        for name, counter in self.counters:
+            counter.inc(getattr(result, name))
+        for name, scale, distribution in self.distributions:
+            for value in getattr(result, name):
+                distribution.update(int(value * scale))
+        self.throttling.record(result.throttled_seconds)
 
 
 @dataclass(frozen=True)
@@ -174,7 +202,8 @@ class _WriteToSqsFn(beam.DoFn):
         # Live objects are created in setup: the DoFn must stay picklable.
         self._sender: SqsSender | None = None
         self._buffer: list[tuple[Any, Any, Any]] = []
-        self._totals = [0, 0]
+        self._bundle_delivered = 0  # messages of this bundle, for its log line
+        self._bundle_failed = 0
 
     def display_data(self) -> dict[str, Any]:
         return {
@@ -191,7 +220,7 @@ class _WriteToSqsFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._buffer = []
-        self._totals = [0, 0]
+        self._bundle_delivered = self._bundle_failed = 0
         self._started = time.monotonic()
 
     def process(
@@ -207,7 +236,7 @@ class _WriteToSqsFn(beam.DoFn):
 
     def finish_bundle(self) -> Iterator[Any]:
         yield from self._flush()
-        delivered, failed = self._totals
+        delivered, failed = self._bundle_delivered, self._bundle_failed
         if delivered or failed:
             log.info(
                 "bundle: total %d, succeeded %d, failed %d in %.2fs",
@@ -237,8 +266,8 @@ class _WriteToSqsFn(beam.DoFn):
             )
         )
         self._metrics.record(result)
-        self._totals[0] += result.delivered_count
-        self._totals[1] += len(result.failed)
+        self._bundle_delivered += result.delivered_count
+        self._bundle_failed += len(result.failed)
         for failed in result.failed:
             _, timestamp, window = buffer[failed.index]
             value = failed_record(failed, self.sink.append_error, self.sink.error_shape)
@@ -318,7 +347,7 @@ class WriteToSqs(beam.PTransform):  # type: ignore[type-arg]
         if not isinstance(append_error, bool):
             raise TypeError(f"append_error must be a bool, got {append_error!r}")
         if buffer_size is None:
-            buffer_size = max(MIN_BUFFER_SIZE, BUFFERED_REQUESTS_PER_SLOT * max_in_flight)
+            buffer_size = max(MIN_BUFFER_SIZE, BUFFERED_MESSAGES_PER_SLOT * max_in_flight)
         check_number("buffer_size", buffer_size, low=1, integer=True)
         if owner_acc_id is not None:
             sender_settings["queue_owner_account_id"] = owner_acc_id

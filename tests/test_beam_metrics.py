@@ -13,8 +13,11 @@ import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.typehints import decorators as typehint_decorators
 from apache_beam.typehints import typehints
+from botocore.exceptions import ConnectionClosedError
 
-from beam_adapter import METRICS_NAMESPACE, ReadFromSqs, WriteToSqs
+from beam_adapter import METRICS_NAMESPACE, ReadFromSqs, WriteToSqs, sink
+from sqs_async import SendResult
+from sqs_async.results import COUNTERS
 from sqs_async.testing import LocalSqsServer
 
 from .conftest import bodies, options, queue_counts
@@ -66,6 +69,74 @@ def test_the_sink_reports_time_throttled(
     assert got[(METRICS_NAMESPACE, "throttled")] >= THROTTLED_CALLS
     assert_throttling_reported(got)
     assert sorted(bodies(sync_client, queue_url)) == ["a", "b", "c"]
+
+
+def throttled_then_cut_off(call: int) -> BaseException | None:
+    """The first request is throttled; the second loses its connection (SQS may have
+    accepted its entries: they are possible duplicates)."""
+    if call == 1:
+        return client_error("ThrottlingException")
+    if call == 2:
+        return ConnectionClosedError(endpoint_url="http://127.0.0.1:9")
+    return None
+
+
+def flaky_once(body: str, attempt: int) -> tuple[str, bool] | None:
+    return ("InternalError", False) if body == "flaky" and attempt == 1 else None
+
+
+def test_the_sink_reports_every_declared_counter_under_its_metric_name(
+    server: LocalSqsServer, sync_client: Any, queue_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each counter `SendResult` declares (`sqs_async.results.COUNTERS`) is reported under its
+    metric name with the value the engine counted (seconds as milliseconds), and the failures
+    as `messages_failed` and `failed_<code>`."""
+    results: list[SendResult] = []  # what the sink was given (FnApiRunner: in this process)
+    record = sink._Metrics.record
+
+    def recording(self: Any, result: SendResult) -> None:
+        results.append(result)
+        record(self, result)
+
+    monkeypatch.setattr(sink._Metrics, "record", recording)
+    wrapper = functools.partial(
+        FaultyClient, request_fault=throttled_then_cut_off, entry_fault=flaky_once
+    )
+    p = beam.Pipeline(options=options(server))
+    _ = (
+        p
+        | beam.Create([["a", "b", "c", "flaky", 42]])
+        | WriteToSqs(queue_url=queue_url, max_trials=4, max_in_flight=2, client_wrapper=wrapper)
+    )
+    result = p.run()
+    result.wait_until_finish()
+    got = counters(result)
+    total = SendResult()
+    for part in results:
+        total.absorb(part)
+    # These faults make every counter count but `reordered` (FIFO only).
+    made = ["delivered_count", "requests", "retried", "throttled", "bytes_delivered"]
+    made += ["throttled_seconds", "possible_duplicates"]
+    assert all(getattr(total, name) for name in made), total.counters()
+    assert total.latencies
+    for declared in COUNTERS:
+        value = getattr(total, declared.name)
+        if declared.distribution:
+            query = result.metrics().query(MetricsFilter().with_name(declared.metric))
+            [distribution] = query["distributions"]
+            assert distribution.key.metric.namespace == METRICS_NAMESPACE
+            assert distribution.committed.count == len(value)
+            assert distribution.committed.sum == sum(int(v * declared.scale) for v in value)
+        else:  # present even when 0
+            assert got[(METRICS_NAMESPACE, declared.metric)] == int(value * declared.scale)
+    assert got[(METRICS_NAMESPACE, "messages_sent")] == 4
+    assert got[(METRICS_NAMESPACE, "messages_failed")] == len(total.failed) == 1
+    assert got[(METRICS_NAMESPACE, "failed_InvalidRecord")] == 1
+    assert got[("_SqsWriteFn", "total_elements_count")] == 5
+    assert got[(METRICS_NAMESPACE, "throttled_ms")] == got.get(
+        ("beam-throttling-metrics", "throttling-msecs"), 0
+    )
+    assert sorted(bodies(sync_client, queue_url)) == ["a", "b", "c", "flaky"]
 
 
 _receives = itertools.count(1)

@@ -1,16 +1,20 @@
 """What a command tells its user while it runs and when it ends: a progress bar (or a plain
-line every few seconds when not on a terminal), and where every line of a send ended."""
+line every few seconds when not on a terminal), where every line of a send ended, and the
+send's counters."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 # Failures shown in the summary; --failed has them all.
 SHOWN_FAILURES = 5
+# Counters the summary's first line already tells.
+TOLD_COUNTERS = frozenset({"delivered_count"})
 
 
 @dataclass
@@ -19,6 +23,8 @@ class Tally:
     delivered: int = 0
     failed: int = 0
     started: float = field(default_factory=time.monotonic)
+    # The engine's counters (`SendResult.counters()`), when it tells them.
+    counters: dict[str, int | float] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
@@ -27,6 +33,19 @@ class Tally:
     @property
     def elapsed(self) -> float:
         return max(time.monotonic() - self.started, 1e-9)
+
+
+def counters_line(counters: Mapping[str, int | float]) -> str:
+    """The non-zero counters, each named after its `SendResult` field (`  requests 3,
+    retried 1, possible duplicates 1`), but those the first line tells; "" if none."""
+    shown = [
+        f"{name.replace('_', ' ')} {value:.2f}"
+        if isinstance(value, float)
+        else f"{name.replace('_', ' ')} {value}"
+        for name, value in counters.items()
+        if value and name not in TOLD_COUNTERS
+    ]
+    return "  " + ", ".join(shown) if shown else ""
 
 
 class Progress:

@@ -27,7 +27,7 @@ from .common import (
     queue_settings,
 )
 from .lines import Line, LineReader
-from .report import Outcomes, Progress, Tally
+from .report import Outcomes, Progress, Tally, counters_line
 
 INVALID_JSON = "InvalidJson"
 NOT_SENT = "not sent: {why}"
@@ -190,6 +190,9 @@ async def send_lines(
                 deadline.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+    stats = getattr(producer, "stats", None)  # the producer's counters (a SendResult)
+    if stats is not None:
+        outcomes.tally.counters = stats.counters()
     await asyncio.sleep(0)  # the futures resolved by closing settle their lines
     for number, message in sorted(unconfirmed.items()):  # none, unless a bug: still recorded
         outcomes.failed(number, message, "Unconfirmed", "no outcome was reported", False)
@@ -244,6 +247,9 @@ def command_send(args: argparse.Namespace) -> int:
         + (f" ({stop.label})" if stop is not None and stop.label else ""),
         file=sys.stderr,
     )
+    counters = counters_line(tally.counters)
+    if counters:
+        print(counters, file=sys.stderr)
     # Lines the queue's refusal failed are told by the error line below, once.
     summary = outcomes.summary(args.failed, told=stop.code if stop and stop.error else None)
     if summary:
