@@ -41,7 +41,7 @@ from apache_beam.transforms.display import DisplayDataItem
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from sqs_async import ReceivedMessage, ReceiverConfig, SqsReceiver
+from sqs_async import ReceivedMessage, ReceiverConfig, ReceiverStats, SqsReceiver
 from sqs_async.checks import check_number
 
 from . import runtime
@@ -184,6 +184,38 @@ class _ReadSettings:
         return self.max_messages is not None or self.max_read_time is not None or self.until_empty
 
 
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """The receiver's counters that `_Metrics.record` turns into Beam metrics."""
+
+    received: int = 0
+    extensions: int = 0
+    receive_calls: int = 0
+    receive_seconds: float = 0.0
+    throttled_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, stats: ReceiverStats) -> "_Counts":
+        return cls(
+            stats.received,
+            stats.extensions,
+            stats.receive_calls,
+            stats.receive_seconds,
+            stats.throttled_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Bundle:
+    """What one call of the DoFn read: its messages; `drained`, whether the read may end
+    (`until_empty` and the queue was found empty); `backlog`, SQS's estimate of the queue's
+    backlog (a streaming read asks; None when it did not or could not)."""
+
+    messages: list[ReceivedMessage]
+    drained: bool
+    backlog: int | None = None
+
+
 class _Metrics:
     def __init__(self) -> None:
         counter = lambda name: Metrics.counter(METRICS_NAMESPACE, name)  # noqa: E731
@@ -194,20 +226,19 @@ class _Metrics:
         self.throttled_ms = counter("throttled_ms")
         self.latency = Metrics.distribution(METRICS_NAMESPACE, "receive_latency_ms")
         self.throttling = ThrottlingMetrics()
-        self._last = (0, 0, 0, 0.0, 0.0)
+        self._last = _Counts()
 
     def record(self, receiver: SqsReceiver) -> None:
         """Count what the receiver did since the last call (deletes: see `count_deletes`)."""
-        s = receiver.stats
-        now = (s.received, s.extensions, s.receive_calls, s.receive_seconds, s.throttled_seconds)
-        received, extensions, calls, seconds, throttled = (
-            a - b for a, b in zip(now, self._last, strict=True)
-        )
+        last, now = self._last, _Counts.of(receiver.stats)
         self._last = now
-        self.received.inc(int(received))
-        self.extensions.inc(int(extensions))
+        self.received.inc(now.received - last.received)
+        self.extensions.inc(now.extensions - last.extensions)
+        calls = now.receive_calls - last.receive_calls
         if calls:
+            seconds = now.receive_seconds - last.receive_seconds
             self.latency.update(int(seconds * 1000 / calls))
+        throttled = now.throttled_seconds - last.throttled_seconds
         if throttled > 0:
             self.throttled_ms.inc(self.throttling.record(throttled))
 
@@ -320,20 +351,10 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         deadline = None if self.read.max_read_time is None else started_at + self.read.max_read_time
         wanted = min(self.read.bundle_size, restriction.stop - restriction.start)
         polled_at = time.time()
-        empty_polls = receiver.stats.found_empty
-        batch = runtime.run(self._collect(receiver, wanted, deadline))
-        if self.read.bounded:
-            # The rest of a bounded read may run in another worker process, and another
-            # part may end once the queue looks empty: leave nothing received here that no
-            # bundle would emit (a streaming read keeps its prefetch for the next bundle).
-            batch += runtime.run(receiver.stop_polling())
-        # Empty only when the queue was found empty (see SqsReceiver): a bundle can end with
-        # no message because a poll was slow or backing off, which says nothing.
-        drained = self.read.until_empty and not batch and receiver.stats.found_empty > empty_polls
-        if not self.read.bounded:
-            backlog = runtime.run(receiver.backlog())
-            if backlog is not None:
-                _backlog[self._queue_key] = backlog
+        bundle = runtime.run(self._collect(receiver, wanted, deadline))
+        batch, drained = bundle.messages, bundle.drained
+        if bundle.backlog is not None:
+            _backlog[self._queue_key] = bundle.backlog
         self._metrics.record(receiver)
 
         position = restriction.start
@@ -362,9 +383,10 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
 
         expired = deadline is not None and time.time() >= deadline
         ending = expired or drained or position >= restriction.stop
-        if ending:
+        if ending and not self.read.bounded:
             # Read all it will: stop polling, give back what was prefetched. The messages
-            # emitted stay held until their bundle is finalized.
+            # emitted stay held until their bundle is finalized. (A bounded read stopped
+            # polling in `_collect` and took all it had received: nothing to give back.)
             runtime.run(receiver.stop_receiving())
         for message in claimed:
             record = message.as_record(with_receipt_handle=self.read.with_receipt_handle)
@@ -383,10 +405,9 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         elif position < restriction.stop:
             tracker.defer_remainder(Duration.of(0.0 if batch else IDLE_RESUME_SECONDS))
 
-    async def _collect(
-        self, receiver: SqsReceiver, wanted: int, deadline: float | None
-    ) -> list[ReceivedMessage]:
-        """Up to `wanted` messages arriving within `bundle_seconds` (and the deadline)."""
+    async def _collect(self, receiver: SqsReceiver, wanted: int, deadline: float | None) -> _Bundle:
+        """Up to `wanted` messages arriving within `bundle_seconds` (and the deadline), and
+        what the reader learnt meanwhile: all of it in one call on the engine's loop."""
         ends = time.monotonic() + self.read.bundle_seconds
         if deadline is not None:
             ends = min(ends, time.monotonic() + max(0.0, deadline - time.time()))
@@ -397,7 +418,17 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
             max_messages=wanted, max_time=max(0.0, ends - time.monotonic()), until_empty=until_empty
         ):
             batch.append(message)
-        return batch
+        if not self.read.bounded:
+            # A streaming read keeps polling between bundles (what it prefetched waits for
+            # the next bundle here), and sizes its restriction by the queue's backlog.
+            return _Bundle(batch, drained=False, backlog=await receiver.backlog())
+        # The rest of a bounded read may run in another worker process, and another part may
+        # end once the queue looks empty: leave nothing received here that no bundle would
+        # emit.
+        batch += await receiver.stop_polling_and_take()
+        # Drained only when the queue was found empty: a bundle can end with no message
+        # because a poll was slow or backing off, which says nothing.
+        return _Bundle(batch, drained=until_empty and not batch and receiver.found_empty())
 
     def _delete(self, messages: list[ReceivedMessage], part: tuple[str, int] | None) -> None:
         """Bundle finalization (`part`): the runner committed the bundle; delete its

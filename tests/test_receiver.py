@@ -242,7 +242,8 @@ async def test_transient_receive_errors_are_retried(
 
 def test_overlapping_throttled_backoffs_count_once() -> None:
     """Runners scale on throttled time: two polls backing off at once are one second, not two."""
-    from sqs_async.receive._receiver import ReceiverStats, _ThrottledTime
+    from sqs_async.receive._messages import ReceiverStats
+    from sqs_async.receive._throttling import ThrottledTime as _ThrottledTime
 
     now = [0.0]
     stats = ReceiverStats()

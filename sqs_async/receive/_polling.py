@@ -1,0 +1,255 @@
+"""Long polling: the `ReceiveMessage` loops of one receiver, the bounded prefetch buffer they
+fill, the finding that the queue is empty, and ending the polls without stranding a message.
+
+`concurrent_receives` polls run at once, each asking for up to `MAX_BATCH_ENTRIES` messages
+and waiting up to `wait_time_seconds` on an empty queue. What an answer brings is held at once
+(the keeper extends it from then on), goes through the payload stage's `incoming` when there
+is one, and waits in the buffer (at most `prefetch` messages; a poll waits for room). A
+transient error backs off and polls again, without end; any other (the queue is gone, access
+denied) ends the poll and is raised to readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from .. import stages
+from ..config import ReceiverConfig
+from ..defaults import MAX_BATCH_ENTRIES
+from ..errors import error_code, refusal
+from ..retry import Sleep
+from ..wire import SqsReceiveClient
+from ._keeper import Keeper
+from ._messages import ReceivedMessage, ReceiverStats
+from ._stages import incoming
+from ._throttling import ThrottleClock, ThrottledTime
+
+
+class EmptyQueue:
+    """Decides when the queue is empty. One empty answer is not enough: a poll open at the
+    same time may be bringing the very messages this one could not see (another reader, or
+    that poll, held them). The queue counts as empty once every poll open on SQS when an
+    empty answer came has come back empty too; any messages void that evidence.
+
+    Each finding counts in `stats.found_empty` and sets `found` (a reader waiting for one
+    clears it first). `since_start` says whether the queue was found empty since polling last
+    started (`restart`) and no poll has brought a message since."""
+
+    def __init__(self, stats: ReceiverStats) -> None:
+        self._stats = stats
+        self.found = asyncio.Event()
+        self.since_start = False
+        self._evidence: set[asyncio.Task[Any]] | None = None  # polls still to come back empty
+
+    def restart(self) -> None:
+        self.since_start = False
+
+    def poll_returned(
+        self, task: asyncio.Task[Any], on_server: set[asyncio.Task[Any]], *, brought: bool
+    ) -> None:
+        """The poll `task` had an answer (`brought`: with messages); `on_server` are the
+        polls with a call open on SQS now."""
+        if brought:
+            self._evidence = None
+            self.since_start = False
+            return
+        self._stats.empty_receives += 1
+        if self._evidence is None:
+            self._evidence = set(on_server)
+        # A poll that ended without an answer (cancelled when polling stopped) has no say.
+        self._evidence = {t for t in self._evidence if t is not task and not t.done()}
+        if not self._evidence:
+            self._evidence = None
+            self._stats.found_empty += 1
+            self.since_start = True
+            self.found.set()
+
+
+class Polling:
+    """The polls of one receiver and the buffer they fill (the receiver opens it with `bind`
+    and `start`s and `stop`s the polls)."""
+
+    def __init__(
+        self,
+        config: ReceiverConfig,
+        *,
+        keeper: Keeper,
+        stats: ReceiverStats,
+        throttled_time: ThrottledTime,
+        fail: Callable[[BaseException], None],
+        sleep: Sleep,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._keeper = keeper
+        self._stats = stats
+        self._throttled_time = throttled_time
+        self._fail = fail
+        self._sleep = sleep
+        self._clock = clock
+        stage = config.payload_stage
+        self._stage = stage if stage is not None and stages.overrides(stage, "incoming") else None
+        self._client: Any = None
+        self._queue_url = ""
+        self.buffer: asyncio.Queue[ReceivedMessage] = asyncio.Queue()
+        self.empty = EmptyQueue(stats)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._on_server: set[asyncio.Task[Any]] = set()  # polls with a call open on SQS
+        self._staging: set[asyncio.Task[Any]] = set()  # polls in the payload stage
+        self._stopping = False
+
+    def bind(self, client: SqsReceiveClient, queue_url: str) -> None:
+        """Poll `queue_url` on `client` (when the receiver opens), into a new buffer."""
+        self._client, self._queue_url = client, queue_url
+        self.buffer = asyncio.Queue(maxsize=self._config.prefetch)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
+
+    def start(self) -> None:
+        """Start the polls; a no-op while they run."""
+        if not self._tasks:
+            self.empty.restart()
+            self._tasks = [
+                asyncio.create_task(self._poll(), name=f"sqs-receive-{n}")
+                for n in range(self._config.concurrent_receives)
+            ]
+
+    async def stop(self) -> None:
+        """End the polls without stranding a message. SQS does not learn that a client gave
+        up on a long poll: a cancelled `ReceiveMessage` stays open on the server and takes the
+        next messages to arrive, which then stay invisible for a visibility timeout and count
+        as received. So a poll on the server is left to finish (at most `wait_time_seconds`),
+        and so is one whose messages are in the payload stage; what they bring stays held and
+        not handed out (the receiver's `stop_*` say who takes it). Polls not on the server
+        (waiting for room in the buffer, or backing off) are cancelled at once. A poll that
+        outlasts its wait by a request timeout is stuck on the network, not waiting on SQS,
+        and is cancelled (messages it had in the stage stay held and not `ready`)."""
+        polls, self._tasks = self._tasks, []
+        self._stopping = True
+        try:
+            for task in polls:
+                if task not in self._on_server and task not in self._staging:
+                    task.cancel()
+            if polls:
+                await asyncio.wait(
+                    polls, timeout=self._config.wait_time_seconds + self._config.request_timeout
+                )
+            for task in polls:
+                task.cancel()
+            await asyncio.gather(*polls, return_exceptions=True)
+        finally:
+            self._stopping = False
+
+    def clear_buffer(self) -> None:
+        """Empty the buffer (its messages stay held, not handed out)."""
+        buffer = self.buffer
+        while not buffer.empty():
+            buffer.get_nowait()
+
+    async def wait(
+        self, wait: float | None, *, until_empty: bool, broken: asyncio.Event
+    ) -> ReceivedMessage | None:
+        """The next message into the (empty) buffer, waiting up to `wait` seconds (None: no
+        limit); None when the wait ends, or (with `until_empty`) the queue is found empty
+        during it, or `broken` is set. (A reader takes what is buffered without waiting.)"""
+        self.empty.found.clear()
+        getter = asyncio.ensure_future(self.buffer.get())
+        waiters: set[asyncio.Future[Any]] = {getter}
+        if until_empty:
+            waiters.add(asyncio.ensure_future(self.empty.found.wait()))
+        waiters.add(asyncio.ensure_future(broken.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters - {getter}:
+                waiter.cancel()
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        return None
+
+    async def _poll(self) -> None:
+        """One long-polling loop: receive, hold, stage, buffer."""
+        throttle = ThrottleClock(self._throttled_time, self._sleep)
+
+        async def receive() -> list[ReceivedMessage]:
+            try:
+                return await self._receive_once()
+            except Exception as exc:
+                throttle.saw(exc)
+                raise
+
+        while not self._stopping:
+            try:
+                received: list[ReceivedMessage] = await self._config.retry.retrying_forever(
+                    sleep=throttle.sleep
+                )(receive)
+            except Exception as exc:
+                self._fail(refusal(exc, error_code(exc), self._queue_url, work="receive"))
+                return
+            if received and self._stage is not None:
+                received = await self._through_stage(received)
+            for message in received:
+                if self._stopping:
+                    return  # the rest stays held: the receiver's stop_* take it
+                await self.buffer.put(message)
+
+    async def _receive_once(self) -> list[ReceivedMessage]:
+        config = self._config
+        if self._stopping:
+            return []  # no new poll once stopping began
+        started = self._clock()
+        task = asyncio.current_task()
+        assert task is not None
+        self._on_server.add(task)
+        try:
+            response = await self._client.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=MAX_BATCH_ENTRIES,
+                WaitTimeSeconds=config.wait_time_seconds,
+                VisibilityTimeout=config.visibility_timeout,
+                MessageSystemAttributeNames=list(config.attribute_names),
+                MessageAttributeNames=list(config.message_attribute_names),
+            )
+        finally:
+            self._on_server.discard(task)
+        now = self._clock()
+        self._stats.receive_calls += 1
+        self._stats.receive_seconds += now - started
+        received = [ReceivedMessage.from_response(m) for m in response.get("Messages") or []]
+        self._stats.received += len(received)
+        if received:
+            self._keeper.hold(
+                received,
+                received_at=now,
+                visible_until=started + config.visibility_timeout,
+                ready=self._stage is None,
+            )
+        self.empty.poll_returned(task, self._on_server, brought=bool(received))
+        return received
+
+    async def _through_stage(self, received: list[ReceivedMessage]) -> list[ReceivedMessage]:
+        """`received` through the stage's `incoming`: what to hand out. A message it failed
+        on is held no longer (neither extended nor released: SQS gives it out again after its
+        visibility timeout)."""
+        assert self._stage is not None
+        task = asyncio.current_task()
+        assert task is not None
+        self._staging.add(task)
+        try:
+            handed = await incoming(self._stage, received, self._stats)
+        finally:
+            self._staging.discard(task)
+        ready = []
+        for message, staged in zip(received, handed, strict=True):
+            if staged is None:
+                self._keeper.drop([message])
+            else:
+                self._keeper.staged(staged)
+                ready.append(staged)
+        return ready
