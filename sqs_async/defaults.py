@@ -22,6 +22,7 @@ MAX_TRIALS = 3  # attempts per message or receipt handle, the first included
 WAIT_SECONDS = MAX_WAIT_SECONDS  # a receiver long-polls as long as SQS allows
 VISIBILITY_SECONDS = 30  # a received message's visibility timeout, extended while held
 CONCURRENT_RECEIVES = 2
+SPARE_CONNECTIONS = 4  # a receiver's connections beyond its polls: deletes, visibility changes
 PREFETCH = 100
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0

@@ -24,7 +24,8 @@ from sqs_async import (
     SqsClientError,
     SqsReceiver,
 )
-from sqs_async.receive._acks import SPARE_CONNECTIONS, ReceiptCalls
+from sqs_async.defaults import SPARE_CONNECTIONS
+from sqs_async.receive._acks import ReceiptCalls
 from sqs_async.receive._keeper import Keeper
 from sqs_async.receive._polling import Polling
 from sqs_async.receive._throttling import ThrottledTime

@@ -263,7 +263,7 @@ def test_until_empty_takes_over_what_open_polls_bring_after_an_empty_one(
     fn.setup()
     try:
         receiver = fn._receiver
-        runtime.run(receiver.release(runtime.run(receiver.stop_polling())))  # all visible
+        runtime.run(receiver.release(runtime.run(receiver.stop_polling_and_take())))  # all visible
         ArmedEmptyPoll.armed, ArmedEmptyPoll.empty_given = 2, asyncio.Event()
         tracker = fn.create_tracker(fn.initial_restriction(None))
         view, watermark, finalizer = TrackerView(tracker), Watermark(), Finalizer()

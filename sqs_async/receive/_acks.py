@@ -1,12 +1,12 @@
 """Batch calls on receipt handles: delete (ack), release (visibility 0) and extend (visibility
 `visibility_timeout`), `MAX_BATCH_ENTRIES` messages per call, retried with the `RetryPolicy`.
 
-This is the one place where the receive side bounds its batch calls: at most `max_calls`
-(default `SPARE_CONNECTIONS`) run at once, deletes, releases and the keeper's extensions
-together, however many messages one `ack` is given. The receiver's connection pool is
-`concurrent_receives + SPARE_CONNECTIONS`: one connection per long poll, and these. A call
-holds its slot through its retries (its backoffs included), as a connection would be held by
-a slower answer.
+This is the one place where the receive side bounds its batch calls: at most `max_calls` run
+at once, deletes, releases and the keeper's extensions together, however many messages one
+`ack` is given. The receiver gives it its connection pool's size, `concurrent_receives +
+defaults.SPARE_CONNECTIONS` (one connection per long poll, and the spare ones): as on the send
+side, never more calls than connections. A call holds its slot through its retries (its
+backoffs included), as a connection would be held by a slower answer.
 
 Per call, the entries that failed transiently (`SenderFault=false`) are tried again, the
 whole call if it failed transiently, `retry.max_trials` attempts in all (tenacity's
@@ -23,16 +23,12 @@ from typing import Any
 
 from tenacity import RetryCallState
 
-from ..defaults import MAX_BATCH_ENTRIES
+from ..defaults import MAX_BATCH_ENTRIES, SPARE_CONNECTIONS
 from ..errors import Kind, classify, error_code, refusal
 from ..retry import RetryPolicy, Sleep
 from ..wire import WIRE_IDS, EntryError, SqsReceiveClient, read_answer
 from ._messages import AckResult, ReceivedMessage
 from ._throttling import ThrottleClock, ThrottledTime
-
-# Connections beyond the receive calls, for deletes and visibility changes; also how many of
-# those calls may run at once (see the module docstring).
-SPARE_CONNECTIONS = 4
 
 BatchCall = Callable[[list[ReceivedMessage]], Awaitable[AckResult]]
 

@@ -17,7 +17,8 @@ Cost model: each receive call brings up to 10 messages and waits up to `wait_tim
 on an empty queue; `concurrent_receives` calls run at once. Holding N messages costs one
 `ChangeMessageVisibilityBatch` per 10 of them about every `visibility_timeout / 2` seconds
 (the keeper looks every sixth of it and extends what has less than half left). Deletes,
-releases and extensions share `SPARE_CONNECTIONS` (4) calls at once.
+releases and extensions run at most as many calls at once as the connection pool has
+connections (`concurrent_receives + defaults.SPARE_CONNECTIONS`).
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ from typing import Any
 from .. import stages
 from .._lifecycle import AsyncResource
 from ..config import ReceiverConfig
-from ..defaults import MAX_BATCH_ENTRIES
+from ..defaults import MAX_BATCH_ENTRIES, SPARE_CONNECTIONS
 from ..errors import SqsAsyncError
 from ..retry import Sleep, default_sleep
 from ..wire import SqsReceiveClient, client_for, resolve_queue_url
 from . import _stages
-from ._acks import SPARE_CONNECTIONS, ReceiptCalls
+from ._acks import ReceiptCalls
 from ._keeper import Keeper
 from ._messages import AckResult, ReceivedMessage, ReceiverStats
 from ._polling import Polling
@@ -88,6 +89,7 @@ class SqsReceiver(AsyncResource):
             visibility_timeout=config.visibility_timeout,
             throttled_time=throttled_time,
             sleep=sleep,
+            max_calls=config.concurrent_receives + SPARE_CONNECTIONS,
         )
         self._keeper = Keeper(
             visibility_timeout=config.visibility_timeout,
@@ -235,10 +237,6 @@ class SqsReceiver(AsyncResource):
         if unready:
             await self.release(unready)
         return [held.message for held in rest if held.ready]
-
-    async def stop_polling(self) -> list[ReceivedMessage]:
-        """The former name of `stop_polling_and_take`, kept while a test still calls it."""
-        return await self.stop_polling_and_take()
 
     async def messages(
         self,
