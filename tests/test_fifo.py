@@ -283,7 +283,12 @@ def test_scheduler_sends_one_message_per_group_and_waits_for_it() -> None:
     third = scheduler.next_batch()
     assert third is not None and [m.index for m in third.messages] == [4]
     scheduler.delivered(messages[4])
-    assert scheduler.is_idle
+    # Nothing queued and nothing on its way: the next message of every group goes at once.
+    assert scheduler.queued == 0 and scheduler.next_batch() is None
+    for index, group in enumerate("abc", start=5):
+        scheduler.add(outgoing(index, group))
+    fourth = scheduler.next_batch()
+    assert fourth is not None and [m.index for m in fourth.messages] == [5, 6, 7]
 
 
 def test_scheduler_respects_the_entry_and_byte_limits() -> None:
@@ -306,7 +311,8 @@ def test_scheduler_halts_a_group_after_a_failure() -> None:
     assert batch is not None and batch.messages == [messages[0]]
     halted = scheduler.failed(messages[0])
     assert [m.index for m in halted] == [1, 2]  # to fail with PrecedingMessageFailed
-    assert scheduler.is_idle
+    # Nothing queued and nothing on its way: a new message of the group goes at once.
+    assert scheduler.queued == 0 and scheduler.next_batch() is None
     scheduler.add(outgoing(3, "a"))  # whether later ones go is the caller's choice
     later = scheduler.next_batch()
     assert later is not None and [m.index for m in later.messages] == [3]

@@ -1,7 +1,7 @@
 """Packs messages, in the order given, into SendMessageBatch-sized batches.
 
 A batch holds at most `max_entries` items whose sizes add up to at most `max_bytes`; an item
-is anything with a `size` (the engine packs its accumulator's entries).
+is anything with a `size` (the engine packs the messages waiting in an accumulator).
 Pure logic: no I/O, no asyncio.
 """
 

@@ -12,22 +12,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+# What a congestion signal multiplies the limit by.
+DECREASE = 0.5
+
 
 class AdaptiveLimit:
     """Counts requests in flight against the limit. Plain accounting, no waiting: the
-    dispatcher starts a request only when `has_room()` (see `dispatch`)."""
+    dispatcher starts a request only when `has_room()` (see `_dispatcher`)."""
 
     def __init__(
         self,
         maximum: int,
         *,
         adaptive: bool = True,
-        decrease: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.maximum = maximum
         self.adaptive = adaptive
-        self.decrease = decrease
         self.limit = float(maximum)
         self.in_flight = 0
         self._clock = clock
@@ -65,6 +66,6 @@ class AdaptiveLimit:
         if not self.adaptive or sent_at < self._last_decrease:
             return
         self._last_decrease = self._clock()
-        self.limit = max(1.0, self.limit * self.decrease)
+        self.limit = max(1.0, self.limit * DECREASE)
         if self._reduced_since is None:
             self._reduced_since = self._last_decrease

@@ -1,21 +1,24 @@
-"""Drains a sender's accumulators: bounded concurrency, retries of only what failed, and an
-outcome for every message, back through its `Ledger`.
+"""Drains the engine's accumulators: bounded concurrency, retries of only what failed, and an
+outcome for every message, back through its ledger.
 
-This is the one place where concurrency is bounded: at most `max_in_flight` SendMessageBatch
-calls at once, fewer while SQS throttles (`AdaptiveLimit`, unless `adaptive` is off). A slot is
-held for the call only. `pump` starts a request whenever a slot is free and an accumulator has
-a batch that should go (see `accumulator`); it runs when an entry arrives, a feeder lets go,
-a request ends or a backoff passes, so there is no loop to wake and nothing to poll. A queue
+Concurrency of send requests is bounded here: at most `max_in_flight` SendMessageBatch calls
+at once, fewer while SQS throttles (`AdaptiveLimit`, unless `adaptive` is off). A slot is held
+for the call only. `pump` starts a request whenever a slot is free and an accumulator has a
+batch that should go (see `_accumulator`); it runs when an accumulator has one ready (a
+message arrives, a feeder lets go), a request ends or a backoff passes, so there is no loop
+to wake and nothing to poll. A queue
 may also have a request rate cap (FIFO queues below high throughput).
 
-A failed entry does not retry in a request of its own: the retry policy (tenacity's wait and
-stop, `RetryPolicy.backoff`) says how long it waits, and after that it goes back into its
-queue's accumulator and leaves with the next request that has room, beside fresh messages.
-Entries failing together with the same attempt count wait together (one timer).
+Each request is one `Request` (aiokafka's `SendProduceReqHandler`): it makes the call and reads
+the answer. A failed message does not retry in a request of its own: the retry policy
+(tenacity's wait and stop, `RetryPolicy.backoff`) says how long it waits, and after that it
+goes back into its queue's accumulator and leaves with the next request that has room, beside
+fresh messages. Messages failing together with the same attempt count wait together (one
+timer).
 
-Outcomes: each entry's `Delivered` or `Failed`, with the counters of the requests it was in,
+Outcomes: each message's `Delivered` or `Failed`, with the counters of the requests it was in,
 goes to its ledger's `absorb`; a queue that refuses for good goes to the ledger's `refuse`.
-If a request's task itself dies (a bug), its entries fail with the error's name: nothing is
+If a request's task itself dies (a bug), its messages fail with the error's name: nothing is
 left unaccounted for.
 """
 
@@ -43,14 +46,15 @@ from ..errors import (
 from ..results import Failed, SendResult
 from ..retry import RetryPolicy, Sleep
 from ..wire import WIRE_IDS, EntryError, QueueTraits, SqsClient, read_answer
-from ._accumulator import Accumulator, Entry, FifoAccumulator, Ledger
+from ._accumulator import Accumulator, FifoAccumulator, Pending
 from ._concurrency import AdaptiveLimit
+from ._ledger import Ledger
 
 log = logging.getLogger("sqs_async")
 
 
 class Dispatcher:
-    """Sends the entries of every queue a sender writes to, on one client."""
+    """Sends the messages of every queue an engine writes to, on one client."""
 
     def __init__(
         self,
@@ -66,23 +70,20 @@ class Dispatcher:
         fifo_requests_per_second: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client
-        self._policy = policy
+        self.client = client
+        self.policy = policy
         self.limit = AdaptiveLimit(max_in_flight, adaptive=adaptive, clock=clock)
+        self.request_timeout = request_timeout
+        self.now = clock
         self._max_request_bytes = max_request_bytes
-        self._request_timeout = request_timeout
         self._sleep = sleep
-        self._clock = clock
         self._per_group = fifo_messages_per_group
         self._fifo_rate = fifo_requests_per_second
         self._accumulators: dict[str, Accumulator] = {}
-        self._rates: dict[str, AsyncLimiter] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.rates: dict[str, AsyncLimiter] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._rate_timer: asyncio.TimerHandle | None = None
         self._closed = False
-
-    def now(self) -> float:
-        return self._clock()
 
     def accumulator(self, queue_url: str, traits: QueueTraits) -> Accumulator:
         """The accumulator of `queue_url`, made on first use."""
@@ -95,62 +96,64 @@ class Dispatcher:
                 queue_url,
                 traits,
                 max_request_bytes=self._max_request_bytes,
+                ready=self.pump,
                 per_group=self._per_group,
             )
             if not traits.high_throughput and self._fifo_rate is not None:
-                self._rates[queue_url] = AsyncLimiter(self._fifo_rate, 1.0)
+                self.rates[queue_url] = AsyncLimiter(self._fifo_rate, 1.0)
         else:
-            made = Accumulator(queue_url, traits, max_request_bytes=self._max_request_bytes)
+            made = Accumulator(
+                queue_url, traits, max_request_bytes=self._max_request_bytes, ready=self.pump
+            )
         self._accumulators[queue_url] = made
         return made
-
-    def add(self, accumulator: Accumulator, entry: Entry) -> None:
-        if accumulator.add(entry):
-            self.pump()
-
-    def let_go(self, accumulator: Accumulator) -> None:
-        """A feeder will add nothing more for now: a partly filled batch may go."""
-        accumulator.let_go()
-        if not accumulator.holders:
-            self.pump()
 
     def pump(self) -> None:
         """Start requests while a slot is free and some accumulator has a batch to send."""
         limit = self.limit
         while limit.has_room() and not self._closed:
             for queue_url, accumulator in self._accumulators.items():
-                rate = self._rates.get(queue_url)
+                rate = self.rates.get(queue_url)
                 if rate is not None and not rate.has_capacity():
                     self._pump_later(1 / rate.max_rate)
                     continue
-                entries = accumulator.take()
-                if entries:
+                batch = accumulator.take()
+                if batch:
                     break
             else:
                 return
             if len(self._accumulators) > 1:  # the next pump starts with another queue
                 self._accumulators[queue_url] = self._accumulators.pop(queue_url)
-            if any(not entry.ledger.live for entry in entries):
-                entries = self._drop_dead(accumulator, entries)
-                if not entries:
-                    continue
-            sent_at = limit.acquire()
-            task = asyncio.get_running_loop().create_task(
-                self._request(accumulator, entries, sent_at)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(partial(self._request_done, entries=entries))
+            for pending in batch:
+                if not pending.ledger.live:
+                    batch = self._drop_dead(accumulator, batch)
+                    break
+            if not batch:
+                continue
+            request = Request(self, accumulator, batch, limit.acquire())
+            task = asyncio.get_running_loop().create_task(request.send())
+            self._watch(task, batch, holds_slot=True)
+
+    def retry_later(self, accumulator: Accumulator, batch: list[Pending], wait: float) -> None:
+        """`batch` goes back into `accumulator` after `wait` seconds (its backoff)."""
+
+        async def later() -> None:
+            await self._sleep(wait)
+            accumulator.requeue(batch)
+            self.pump()
+
+        self._watch(asyncio.get_running_loop().create_task(later()), batch)
 
     def expire(self, ledger: Ledger) -> None:
-        """`ledger`'s deadline passed: its waiting entries fail with `DeadlineExceeded`."""
+        """`ledger`'s deadline passed: its waiting messages fail with `DeadlineExceeded`."""
         ledger.live = False
         for accumulator in self._accumulators.values():
             gone = accumulator.remove(ledger.owns)
             if gone:
-                ledger.absorb(SendResult(failed=[entry.too_late() for entry in gone]))
+                ledger.absorb(SendResult(failed=[pending.too_late() for pending in gone]))
 
     def abandon(self, ledger: Ledger) -> None:
-        """`ledger`'s call ended early: its waiting entries are dropped, unsent."""
+        """`ledger`'s call ended early: its waiting messages are dropped, unsent."""
         ledger.live = False
         for accumulator in self._accumulators.values():
             accumulator.remove(ledger.owns)
@@ -174,19 +177,30 @@ class Dispatcher:
 
             self._rate_timer = asyncio.get_running_loop().call_later(delay, pump)
 
-    def _drop_dead(self, accumulator: Accumulator, entries: list[Entry]) -> list[Entry]:
-        """Entries whose ledger is no longer live leave the request (they came back from a
+    def _drop_dead(self, accumulator: Accumulator, batch: list[Pending]) -> list[Pending]:
+        """Messages whose ledger is no longer live leave the request (they came back from a
         backoff after their deadline or their call's end)."""
-        dead = [entry for entry in entries if not entry.ledger.live]
+        dead = [pending for pending in batch if not pending.ledger.live]
         halted, _ = accumulator.settle(dead, set(), dead)
-        for entry in dead:
-            entry.ledger.absorb(SendResult(failed=[entry.too_late()]))
-        for entry, failed in halted:
-            entry.ledger.absorb(SendResult(failed=[failed]))
-        return [entry for entry in entries if entry.ledger.live]
+        for pending in dead:
+            pending.ledger.fail(pending.too_late())
+        for pending, failed in halted:
+            pending.ledger.fail(failed)
+        return [pending for pending in batch if pending.ledger.live]
 
-    def _request_done(self, task: asyncio.Task[None], entries: list[Entry]) -> None:
+    def _watch(
+        self, task: asyncio.Task[Any], batch: list[Pending], holds_slot: bool = False
+    ) -> None:
+        """Keep `task` (a request, or a backoff) until it ends; then free its request slot,
+        if it holds one, and fail what it carried if it died."""
+        self._tasks.add(task)
+        task.add_done_callback(partial(self._task_done, batch=batch, holds_slot=holds_slot))
+
+    def _task_done(self, task: asyncio.Task[Any], batch: list[Pending], holds_slot: bool) -> None:
         self._tasks.discard(task)
+        if holds_slot:
+            self.limit.release()
+            self.pump()
         if task.cancelled():
             return
         error = task.exception()
@@ -194,236 +208,232 @@ class Dispatcher:
             return
         # A bug, not an SQS answer: fail what the request carried rather than lose it.
         log.error("a SendMessageBatch task failed", exc_info=error)
-        for entry in entries:
-            entry.ledger.absorb(
-                SendResult(
-                    failed=[
-                        entry.failed(
-                            sender_fault=False,
-                            code=type(error).__name__,
-                            reason=f"the engine failed while sending: {error}",
-                        )
-                    ]
+        for pending in batch:
+            pending.ledger.fail(
+                pending.failed(
+                    sender_fault=False,
+                    code=type(error).__name__,
+                    reason=f"the engine failed while sending: {error}",
                 )
             )
 
-    async def _request(
-        self, accumulator: Accumulator, entries: list[Entry], sent_at: float
-    ) -> None:
-        """One request slot's work: a SendMessageBatch call (and, when SQS refuses the
-        request for its content, one call per entry)."""
-        try:
-            await self._call(accumulator, entries, sent_at)
-        finally:
-            self.limit.release()
-            self.pump()
 
-    async def _call(self, accumulator: Accumulator, entries: list[Entry], sent_at: float) -> bool:
-        """One SendMessageBatch call and its outcomes; True if an entry failed for good."""
-        parts: dict[Ledger, SendResult] = {}
+class Request:
+    """One SendMessageBatch request and what its answer means for each message in it:
+    delivered, rejected (`SenderFault`), retried after a backoff, or given up. Each ledger
+    with messages in it gets one part: its outcomes and the request's counters."""
+
+    __slots__ = ("_dispatcher", "accumulator", "batch", "parts", "sent_at")
+
+    def __init__(
+        self, dispatcher: Dispatcher, accumulator: Accumulator, batch: list[Pending], sent_at: float
+    ) -> None:
+        self._dispatcher = dispatcher
+        self.accumulator = accumulator
+        self.batch = batch
+        self.sent_at = sent_at
+        self.parts: dict[Ledger, SendResult] = {}
+
+    async def send(self) -> bool:
+        """The call and its outcomes (and, when SQS rejects the request for its content, one
+        call per message); True if a message failed for good. A request slot is held for it
+        (the dispatcher frees it when the task ends)."""
+        dispatcher = self._dispatcher
+        parts = self.parts
         wire = []
-        for entry, wire_id in zip(entries, WIRE_IDS, strict=False):
-            part = parts.get(entry.ledger)
+        for pending, wire_id in zip(self.batch, WIRE_IDS, strict=False):
+            part = parts.get(pending.ledger)
             if part is None:
-                part = parts[entry.ledger] = SendResult(requests=1)
-            entry.attempts += 1
-            if entry.attempts > 1:
+                part = parts[pending.ledger] = SendResult(requests=1)
+            pending.attempts += 1
+            if pending.attempts > 1:
                 part.retried += 1
-            if entry.maybe_sent:
+            if pending.maybe_sent:
                 part.possible_duplicates += 1
-                entry.maybe_sent = False
-            wire.append({"Id": wire_id, **entry.fields})
-        rate = self._rates.get(accumulator.queue_url)
+                pending.maybe_sent = False
+            wire.append({"Id": wire_id, **pending.fields})
+        queue_url = self.accumulator.queue_url
+        rate = dispatcher.rates.get(queue_url)
         if rate is not None:
             await rate.acquire()
-        started = self._clock()
+        started = dispatcher.now()
         try:
-            async with asyncio.timeout(self._request_timeout):
-                response = await self._client.send_message_batch(
-                    QueueUrl=accumulator.queue_url, Entries=wire
+            async with asyncio.timeout(dispatcher.request_timeout):
+                response = await dispatcher.client.send_message_batch(
+                    QueueUrl=queue_url, Entries=wire
                 )
         except Exception as exc:
             error: Exception | None = exc
         else:
             error = None
-        latency = self._clock() - started
+        latency = dispatcher.now() - started
         for part in parts.values():
             part.latencies.append(latency)
         if error is not None:
-            return await self._call_failed(accumulator, entries, error, sent_at, parts)
-        delivered: set[Entry] = set()  # what FIFO groups learn from (see `accumulator`)
-        fifo = accumulator.fifo
-        rejected: list[Entry] = []
-        retry: list[Entry] = []
+            return await self._failed(error)
+        return self._answered(response)
+
+    def _answered(self, response: Any) -> bool:
+        """SQS answered: each message delivered, rejected or to be retried."""
+        parts = self.parts
+        batch = self.batch
+        fifo = self.accumulator.fifo
+        delivered: set[Pending] = set()  # what FIFO groups learn from (see `_accumulator`)
+        rejected: list[Pending] = []
+        retry: list[Pending] = []
         throttled = False
-        for entry, answer in zip(entries, read_answer(response, len(entries)), strict=True):
+        for pending, answer in zip(batch, read_answer(response, len(batch)), strict=True):
             if isinstance(answer, EntryError):
-                entry.code, entry.reason = answer.code, answer.reason
+                pending.code, pending.reason = answer.code, answer.reason
                 if answer.sender_fault:
-                    rejected.append(entry)
+                    rejected.append(pending)
                     continue
-                retry.append(entry)
+                retry.append(pending)
                 if kind_of(answer.code) is Kind.THROTTLING:
                     throttled = True
-                    parts[entry.ledger].throttled += 1
+                    parts[pending.ledger].throttled += 1
                 continue
             if fifo:
-                delivered.add(entry)
-            part = parts[entry.ledger]
-            if entry.ledger.keeps_delivered:
-                part.delivered.append(entry.delivered(str(answer.get("MessageId")), _text(answer)))
+                delivered.add(pending)
+            part = parts[pending.ledger]
+            if pending.ledger.keeps_delivered:
+                sequence = answer.get("SequenceNumber")
+                part.delivered.append(
+                    pending.delivered(
+                        str(answer.get("MessageId")), None if sequence is None else str(sequence)
+                    )
+                )
             part.delivered_count += 1
-            part.bytes_delivered += entry.size
+            part.bytes_delivered += pending.size
+        limit = self._dispatcher.limit
         if throttled:
-            self.limit.congested(sent_at)
+            limit.congested(self.sent_at)
         else:
-            self.limit.succeeded()
-        return self._conclude(accumulator, entries, delivered, rejected, retry, parts)
+            limit.succeeded()
+        if not (fifo or rejected or retry):  # all delivered, no group to move on
+            for ledger, part in parts.items():
+                ledger.absorb(part)
+            return False
+        return self._conclude(delivered, rejected, retry)
 
-    async def _call_failed(
-        self,
-        accumulator: Accumulator,
-        entries: list[Entry],
-        error: Exception,
-        sent_at: float,
-        parts: dict[Ledger, SendResult],
-    ) -> bool:
-        """The whole request failed: refused for good, refused for its content, or not
+    async def _failed(self, error: Exception) -> bool:
+        """The whole request failed: refused for good, rejected for its content, or not
         carried out (throttling, 5xx, timeout, connection)."""
+        dispatcher = self._dispatcher
+        accumulator = self.accumulator
+        batch = self.batch
         if is_congestion(error):
-            self.limit.congested(sent_at)
+            dispatcher.limit.congested(self.sent_at)
         kind = classify(error)
         code = error_code(error)
         if kind is Kind.FATAL:
-            self._refused(accumulator, entries, refusal(error, code, accumulator.queue_url), parts)
+            self._refused(refusal(error, code, accumulator.queue_url))
             return True
-        if kind is Kind.REJECTED and len(entries) > 1:
-            # Refused for its content: each entry goes on its own, so that one bad message
+        if kind is Kind.REJECTED and len(batch) > 1:
+            # Rejected for its content: each message goes on its own, so that one bad message
             # cannot fail its neighbours.
-            log.debug("request rejected (%s); isolating %d entries", code, len(entries))
-            self._absorb(parts)
-            stopped: dict[object, str] = {}  # FIFO group -> why: its later entries stay
-            for entry in entries:
-                group = entry.fields.get("MessageGroupId") if accumulator.fifo else None
+            log.debug("request rejected (%s); isolating %d messages", code, len(batch))
+            self._absorb()
+            stopped: dict[object, str] = {}  # FIFO group -> why: its later messages stay
+            for pending in batch:
+                group = pending.fields.get("MessageGroupId") if accumulator.fifo else None
                 if group in stopped:
-                    self._halt(accumulator, entry, stopped[group])
+                    self._halt(pending, stopped[group])
                 elif (
-                    entry.ledger.live
-                    and await self._call(accumulator, [entry], self._clock())
+                    pending.ledger.live
+                    and await Request(dispatcher, accumulator, [pending], dispatcher.now()).send()
                     and group is not None
                 ):
-                    stopped[group] = f"message #{entry.message.index} failed ({entry.code})"
+                    stopped[group] = f"message #{pending.message.index} failed ({pending.code})"
             return False
-        for entry in entries:
-            entry.code, entry.reason = code, str(error) or type(error).__name__
+        for pending in batch:
+            pending.code, pending.reason = code, str(error) or type(error).__name__
         if kind is Kind.REJECTED:
-            return self._conclude(accumulator, entries, set(), entries, [], parts)
+            return self._conclude(set(), batch, [])
         if kind is Kind.THROTTLING:
-            for part in parts.values():
+            for part in self.parts.values():
                 part.throttled += 1
         if may_have_been_accepted(error):
-            for entry in entries:
-                entry.maybe_sent = True
-        log.debug("request failed (%s), %d entries to retry", code, len(entries))
-        return self._conclude(accumulator, entries, set(), [], entries, parts)
+            for pending in batch:
+                pending.maybe_sent = True
+        log.debug("request failed (%s), %d messages to retry", code, len(batch))
+        return self._conclude(set(), [], batch)
 
     def _conclude(
-        self,
-        accumulator: Accumulator,
-        request: list[Entry],
-        delivered: set[Entry],
-        rejected: list[Entry],
-        retry: list[Entry],
-        parts: dict[Ledger, SendResult],
+        self, delivered: set[Pending], rejected: list[Pending], retry: list[Pending]
     ) -> bool:
         """Fail what failed for good, schedule the retries, report every outcome; True if
         something failed for good."""
+        dispatcher = self._dispatcher
+        policy = dispatcher.policy
+        parts = self.parts
         waits: dict[tuple[int, float | None], float | None] = {}
-        later: dict[float, list[Entry]] = {}
-        gave_up: list[Entry] = []
-        for entry in retry:
-            key = (entry.attempts, entry.ledger.deadline_at)
+        later: dict[float, list[Pending]] = {}
+        gave_up: list[Pending] = []
+        for pending in retry:
+            key = (pending.attempts, pending.ledger.deadline_at)
             if key not in waits:
-                waits[key] = self._policy.backoff(
-                    entry.attempts, deadline_at=key[1], clock=self._clock
+                waits[key] = policy.backoff(
+                    pending.attempts, deadline_at=key[1], clock=dispatcher.now
                 )
             wait = waits[key]
-            if wait is None or not entry.ledger.live:
-                gave_up.append(entry)
+            if wait is None or not pending.ledger.live:
+                gave_up.append(pending)
             else:
-                later.setdefault(wait, []).append(entry)
-        halted, reordered = accumulator.settle(request, delivered, rejected + gave_up)
-        for entry in rejected:
-            parts[entry.ledger].failed.append(entry.failed(sender_fault=True))
-        for entry in gave_up:
-            parts[entry.ledger].failed.append(self._given_up(entry))
+                later.setdefault(wait, []).append(pending)
+        halted, reordered = self.accumulator.settle(self.batch, delivered, rejected + gave_up)
+        for pending in rejected:
+            parts[pending.ledger].failed.append(pending.failed(sender_fault=True))
+        for pending in gave_up:
+            parts[pending.ledger].failed.append(self._given_up(pending))
         stopped = set()
-        for entry, failed in halted:
-            stopped.add(entry)
-            parts.setdefault(entry.ledger, SendResult()).failed.append(failed)
+        for pending, failed in halted:
+            stopped.add(pending)
+            parts.setdefault(pending.ledger, SendResult()).failed.append(failed)
         if reordered:
             log.debug("%d FIFO group(s) overtaken within a request: out of order", reordered)
-            parts[request[0].ledger].reordered += reordered
-        for wait, entries in later.items():
+            parts[self.batch[0].ledger].reordered += reordered
+        for wait, waiting in later.items():
             if stopped:
-                entries = [entry for entry in entries if entry not in stopped]
-            if entries:
-                self._back_off(accumulator, entries, wait)
-        self._absorb(parts)
+                waiting = [pending for pending in waiting if pending not in stopped]
+            if waiting:
+                dispatcher.retry_later(self.accumulator, waiting, wait)
+        self._absorb()
         return bool(rejected or gave_up)
 
-    def _halt(self, accumulator: Accumulator, entry: Entry, why: str) -> None:
-        """`entry` is not sent: an earlier entry of its FIFO group failed for good."""
-        halted, _ = accumulator.settle([entry], set(), [entry])
-        entry.ledger.absorb(SendResult(failed=[entry.halted(why)]))
+    def _halt(self, pending: Pending, why: str) -> None:
+        """`pending` is not sent: an earlier message of its FIFO group failed for good."""
+        halted, _ = self.accumulator.settle([pending], set(), [pending])
+        pending.ledger.fail(pending.halted(why))
         for follower, failed in halted:
-            follower.ledger.absorb(SendResult(failed=[failed]))
+            follower.ledger.fail(failed)
 
-    def _given_up(self, entry: Entry) -> Failed:
-        if entry.attempts < self._policy.max_trials:  # stopped by the deadline
-            return entry.failed(
+    def _given_up(self, pending: Pending) -> Failed:
+        if pending.attempts < self._dispatcher.policy.max_trials:  # stopped by the deadline
+            return pending.failed(
                 sender_fault=False,
                 code=DEADLINE_EXCEEDED,
-                reason=f"deadline passed before a retry; last: {entry.code}: {entry.reason}",
+                reason=f"deadline passed before a retry; last: {pending.code}: {pending.reason}",
             )
-        return entry.failed(sender_fault=False)
+        return pending.failed(sender_fault=False)
 
-    def _refused(
-        self,
-        accumulator: Accumulator,
-        request: list[Entry],
-        error: Any,
-        parts: dict[Ledger, SendResult],
-    ) -> None:
+    def _refused(self, error: Any) -> None:
         """The queue refused a request for good: each ledger in it decides what that means
         for its messages to that queue (see `Ledger.refuse`)."""
-        ledgers = list(parts)
+        accumulator = self.accumulator
+        request = self.batch
+        ledgers = list(self.parts)
         waiting = {ledger: accumulator.remove(ledger.owns) for ledger in ledgers}
         halted, _ = accumulator.settle(request, set(), request)
-        self._absorb(parts)
-        for entry, failed in halted:
-            entry.ledger.absorb(SendResult(failed=[failed]))
+        self._absorb()
+        for pending, failed in halted:
+            pending.ledger.fail(failed)
         for ledger in ledgers:
-            mine = [entry for entry in request if entry.ledger is ledger]
+            mine = [pending for pending in request if pending.ledger is ledger]
             ledger.refuse(error, accumulator.queue_url, mine + waiting[ledger])
 
-    def _back_off(self, accumulator: Accumulator, entries: list[Entry], wait: float) -> None:
-        async def later() -> None:
-            await self._sleep(wait)
-            accumulator.requeue(entries)
-            self.pump()
-
-        task = asyncio.get_running_loop().create_task(later())
-        self._tasks.add(task)
-        task.add_done_callback(partial(self._request_done, entries=entries))
-
-    @staticmethod
-    def _absorb(parts: dict[Ledger, SendResult]) -> None:
+    def _absorb(self) -> None:
+        parts = self.parts
         for ledger, part in parts.items():
             ledger.absorb(part)
         parts.clear()
-
-
-def _text(answer: Any) -> str | None:
-    value = answer.get("SequenceNumber")
-    return None if value is None else str(value)

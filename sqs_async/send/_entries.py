@@ -3,7 +3,7 @@
 A record goes out as it is (a `str` body or a mapping of entry fields) unless the sender has
 a `serializer`, which turns any record into a body or an entry (`json.dumps`, say).
 `message_group_id` and `message_deduplication_id` fill those fields from the record when the
-entry has none (the deduplication id on FIFO queues only: SQS refuses it on standard queues;
+entry has none (the deduplication id on FIFO queues only: SQS rejects it on standard queues;
 a group id is valid on both, as standard queues use it for fairness). With `QueueField`
 routing, the field naming the queue is taken out of a mapping record before it is sent.
 Whatever a caller's function raises fails that record alone (code `InvalidRecord`), never the
@@ -83,7 +83,7 @@ class EntryBuilder:
     def build(self, record: Any, *, fifo: bool) -> Any:
         """The entry for `record` bound for a FIFO queue or not (a str or a mapping, validated
         later), or a `Rejection`. The deduplication id function applies to FIFO queues only:
-        SQS refuses the field on a standard queue."""
+        SQS rejects the field on a standard queue."""
         if self.is_identity:
             return record
         try:

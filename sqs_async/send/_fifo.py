@@ -15,10 +15,10 @@ of its group in the same request (`overtaken` counts such cases).
 When a message fails for good, the messages of its group behind it are not sent (`failed`
 returns them, to fail with code `PrecedingMessageFailed`), so a consumer never sees a later
 message of a group while an earlier one is silently missing. Whether later messages of the
-group are refused too is the caller's choice (a bulk `send` does, for the rest of the call).
+group are halted too is the caller's choice (a bulk `send` halts them, for the rest of the call).
 
-Pure logic: no I/O, no asyncio. Items are anything with `size` and `fields` (the entry's wire
-fields, with `MessageGroupId`); they are told apart by identity.
+Pure logic: no I/O, no asyncio. Items are anything with `size` and `fields` (the message's
+wire fields, with `MessageGroupId`); they are told apart by identity.
 """
 
 from __future__ import annotations
@@ -74,11 +74,6 @@ class FifoScheduler(Generic[T]):
             if count >= self.max_entries:
                 return True
         return False
-
-    @property
-    def is_idle(self) -> bool:
-        """Nothing queued and nothing on its way."""
-        return not self.queued and not self._on_way
 
     def add(self, item: T) -> None:
         """Queue `item` behind its group."""

@@ -2,9 +2,14 @@
 
 Sending is two steps, as in aiokafka: `put` queues one message and returns a future; the
 future resolves to its `Delivered` or `Failed` once SQS has answered. Behind it, a message
-takes the path of a bulk `send` (see `sender`): the same admission and validation, the same
-accumulator of the queue and dispatcher, so the same retries, concurrency bound and
-accounting. A partly filled batch waits at most `linger` seconds for more messages.
+takes the path of a bulk `send` (see `_sender`): the producer owns an engine of its own, with
+the same admission (record functions, payload stage, validation), accumulator and
+dispatcher, so the same retries, concurrency bound and accounting. A partly filled batch
+waits at most `linger` seconds for more messages.
+
+With a payload stage, `put` hands the message to the stage (at most `max_in_flight` calls at
+once) and it is admitted in `put` order once its call ends; `flush` and `close` wait for
+messages still in the stage as for any other.
 
 Memory is bounded: at most `max_buffered` messages are accepted and not yet resolved; `put`
 waits for room beyond that (`put_nowait` raises `ProducerFull`).
@@ -16,18 +21,21 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from .._lifecycle import AsyncResource
 from ..checks import check_number
 from ..config import SenderConfig
-from ..errors import CLOSED_BEFORE_CONFIRMATION, ProducerFull, SqsClientError
+from ..errors import CLOSED_BEFORE_CONFIRMATION, ProducerFull
 from ..results import Delivered, Failed, SendResult
 from ..retry import Sleep, default_sleep
 from ..wire import SqsClient
-from ._accumulator import Accumulator, Entry, Ledger
-from ._sender import SqsSender
+from ._accumulator import Accumulator, Pending
+from ._engine import Engine
+from ._ledger import ProducerLedger
+from ._staging import Staged, Staging
 
 log = logging.getLogger("sqs_async")
 
@@ -46,7 +54,9 @@ class SqsProducer(AsyncResource):
     default 10,000) and `close_timeout` (seconds `close` waits for outstanding messages before
     resolving them as `Failed` with code `ClosedBeforeConfirmation`, default 30). Leaving the
     context flushes and closes. If the queue refuses every request (`SqsClientError`), every
-    outstanding future gets that exception and later `put` calls raise it.
+    outstanding future gets that exception and later `put` calls raise it. `client`,
+    `client_wrapper`, `sleep` and `clock` are as for `SqsSender`. `stats` sums up the
+    requests so far.
 
     On a FIFO queue each message group is sent in the order of `put`, one message per group
     at a time; when a message fails, the messages of its group already queued behind it fail
@@ -62,6 +72,7 @@ class SqsProducer(AsyncResource):
         max_buffered: int = 10_000,
         close_timeout: float = 30.0,
         client: SqsClient | None = None,
+        client_wrapper: Callable[[SqsClient], SqsClient] | None = None,
         sleep: Sleep = default_sleep,
         clock: Callable[[], float] = time.monotonic,
         **settings: Any,
@@ -76,43 +87,63 @@ class SqsProducer(AsyncResource):
         self.linger = float(linger)
         self.max_buffered = max_buffered
         self.close_timeout = float(close_timeout)
-        self._sender = SqsSender(config, client=client, sleep=sleep, clock=clock)
-        # One token per accepted, unresolved message: a bounded queue is the public way to
-        # have both a waiting and a non-waiting acquire.
-        self._room: asyncio.Queue[None] = asyncio.Queue(maxsize=max_buffered)
-        self._waiting: dict[int, tuple[asyncio.Future[Outcome], Any]] = {}
+        self._engine = Engine(
+            config, client=client, client_wrapper=client_wrapper, sleep=sleep, clock=clock
+        )
+        self._ledger = ProducerLedger(max_buffered)
         self._numbers = itertools.count()
-        self._ledger = _ProducerLedger(self)
         self._accumulator: Accumulator | None = None
+        self._staging: Staging | None = None
         self._linger_timer: asyncio.TimerHandle | None = None  # set while holding a batch
+        self._flushing = 0  # flushes (and a close) waiting: what is admitted goes at once
         self._closing = False
-        self._error: BaseException | None = None
+        self._throttled_seconds = 0.0  # as of the close
 
     def __repr__(self) -> str:
         return f"SqsProducer({self.config!r})"
 
     async def open(self) -> None:
-        await self._sender.open()
-        self._accumulator = self._sender.dispatcher.accumulator(
-            self._sender.queue_url, self._sender.traits
-        )
+        engine = self._engine
+        await engine.open()
+        assert engine.queue_url is not None and engine.traits is not None, "one queue"
+        self._accumulator = engine.dispatcher.accumulator(engine.queue_url, engine.traits)
+        if engine.stage is not None and self._staging is None:
+            self._staging = Staging(engine.stage, self.config.max_in_flight, self._hand_on)
 
     @property
     def pending(self) -> int:
         """Messages accepted and not yet resolved."""
-        return len(self._waiting)
+        return len(self._ledger.waiting)
+
+    @property
+    def stats(self) -> SendResult:
+        """The counters of the producer's requests so far (`requests`, `retried`,
+        `throttled`, `bytes_delivered`, `latencies`, `throttled_seconds`,
+        `possible_duplicates`, `reordered`, `delivered_count`); `delivered` and `failed`
+        stay empty: each message's outcome is its future's."""
+        counters = self._ledger.counters
+        throttled = self._throttled_seconds
+        if self._engine.is_open:
+            throttled = self._engine.dispatcher.limit.reduced_seconds
+        return replace(
+            counters,
+            delivered=[],
+            failed=[],
+            latencies=list(counters.latencies),
+            throttled_seconds=throttled,
+        )
 
     async def put(self, message: Any) -> asyncio.Future[Outcome]:
         """Queue `message`; wait while `max_buffered` messages are outstanding."""
         self._check_open()
-        await self._room.put(None)
+        await self._ledger.room.put(None)
         return self._accept(message)
 
     def put_nowait(self, message: Any) -> asyncio.Future[Outcome]:
         """Queue `message` or raise `ProducerFull` at once."""
         self._check_open()
         try:
-            self._room.put_nowait(None)
+            self._ledger.room.put_nowait(None)
         except asyncio.QueueFull:
             raise ProducerFull(f"{self.max_buffered} messages are waiting to be sent") from None
         return self._accept(message)
@@ -124,30 +155,40 @@ class SqsProducer(AsyncResource):
     async def flush(self) -> None:
         """Send what is buffered now and wait until every accepted message is resolved."""
         self._check_open()
-        self._let_go()
-        waiting = [f for f, _ in self._waiting.values() if not f.done()]
-        if waiting:
-            await asyncio.wait(waiting)
+        self._flushing += 1
+        try:
+            self._let_go()
+            waiting = [f for f, _ in self._ledger.waiting.values() if not f.done()]
+            if waiting:
+                await asyncio.wait(waiting)
+        finally:
+            self._flushing -= 1
 
     async def close(self) -> None:
         """Send what is buffered, wait up to `close_timeout`, resolve the rest, close."""
         if self._accumulator is None:
             return
         self._closing = True
+        self._flushing += 1
         self._let_go()
-        waiting = [f for f, _ in self._waiting.values() if not f.done()]
+        waiting = [f for f, _ in self._ledger.waiting.values() if not f.done()]
         try:
             if waiting:
                 await asyncio.wait(waiting, timeout=self.close_timeout)
         finally:
-            self._give_up_outstanding()
-            self._sender.dispatcher.abandon(self._ledger)
+            if self._staging is not None:
+                self._staging.cancel()
+            self._ledger.give_up(self._unconfirmed)
+            dispatcher = self._engine.dispatcher
+            dispatcher.abandon(self._ledger)
+            self._throttled_seconds = dispatcher.limit.reduced_seconds
             self._accumulator = None
-            await self._sender.close()
+            self._flushing -= 1
+            await self._engine.close()
 
     def _check_open(self) -> None:
-        if self._error is not None:
-            raise self._error
+        if self._ledger.error is not None:
+            raise self._ledger.error
         if self._accumulator is None or self._closing:
             raise RuntimeError("the producer is not open: use `async with SqsProducer(...)`")
 
@@ -155,18 +196,40 @@ class SqsProducer(AsyncResource):
         accumulator = self._accumulator
         assert accumulator is not None, "checked open"
         number = next(self._numbers)
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        entry = self._sender.admit(message, number, self._ledger, accumulator)
-        if isinstance(entry, Failed):
-            future.set_result(entry)
-            self._room.get_nowait()
+        ledger = self._ledger
+        future = ledger.expect(number, message)
+        if self._staging is not None:
+            self._staging.put(self._engine.staged(message, number, accumulator))
             return future
-        self._waiting[number] = (future, message)
+        pending = self._engine.admit(message, number, ledger, accumulator)
+        if isinstance(pending, Failed):
+            ledger.fail(pending)  # resolves the future at once
+        else:
+            self._enqueue(accumulator, pending)
+        return future
+
+    def _enqueue(self, accumulator: Accumulator, pending: Pending) -> None:
         if self._linger_timer is None:  # hold the partly filled batch for `linger`
             accumulator.hold()
             self._linger_timer = asyncio.get_running_loop().call_later(self.linger, self._let_go)
-        self._sender.dispatcher.add(accumulator, entry)
-        return future
+        accumulator.add(pending)
+
+    def _hand_on(self, ready: list[Staged]) -> None:
+        """Messages back from the stage, in `put` order: admitted as `_accept` admits."""
+        ledger = self._ledger
+        accumulator = self._accumulator
+        if not ledger.live or accumulator is None:  # refused: every future has its error
+            if self._staging is not None:
+                self._staging.cancel()
+            return
+        for staged in ready:
+            pending = self._engine.admit_staged(staged, ledger)
+            if isinstance(pending, Failed):
+                ledger.fail(pending)
+            else:
+                self._enqueue(accumulator, pending)
+        if self._flushing:
+            self._let_go()
 
     def _let_go(self) -> None:
         """Let the partly filled batch go (the linger passed, or a flush or close)."""
@@ -174,57 +237,16 @@ class SqsProducer(AsyncResource):
             return
         self._linger_timer.cancel()
         self._linger_timer = None
-        self._sender.dispatcher.let_go(self._accumulator)
+        self._accumulator.let_go()
 
-    def _settle(self, outcomes: Sequence[Outcome]) -> None:
-        """Give each outcome to its future (unless the caller cancelled it) and free its room."""
-        for outcome in outcomes:
-            future, _ = self._waiting.get(outcome.index, (None, None))
-            if future is not None and not future.done():
-                future.set_result(outcome)
-        self._release([outcome.index for outcome in outcomes])
-
-    def _fail_all(self, error: SqsClientError) -> None:
-        """The queue refused for good: every outstanding future and later `put` get `error`."""
-        self._error = error
-        for future, _ in self._waiting.values():
-            if not future.done():
-                future.set_exception(error)
-        self._release(list(self._waiting))
-        self._sender.dispatcher.abandon(self._ledger)
-
-    def _release(self, numbers: list[int]) -> None:
-        for number in numbers:
-            if self._waiting.pop(number, None) is not None:
-                self._room.get_nowait()
-
-    def _give_up_outstanding(self) -> None:
-        """Resolve whatever close could not wait for; nothing is left hanging."""
-        for number, (future, record) in list(self._waiting.items()):
-            if not future.done():
-                future.set_result(
-                    Failed(
-                        record=record,
-                        index=number,
-                        code=CLOSED_BEFORE_CONFIRMATION,
-                        message=f"the producer closed after {self.close_timeout:g}s before SQS "
-                        "confirmed this message; it may or may not have been delivered",
-                        sender_fault=False,
-                        attempts=0,
-                    )
-                )
-        self._release(list(self._waiting))
-
-
-class _ProducerLedger(Ledger):
-    """The outcomes of a producer's messages, each to its future."""
-
-    def __init__(self, producer: SqsProducer) -> None:
-        super().__init__()
-        self._producer = producer
-
-    def absorb(self, part: SendResult) -> None:
-        self._producer._settle([*part.delivered, *part.failed])
-
-    def refuse(self, error: SqsClientError, queue_url: str, entries: list[Entry]) -> None:
-        self._producer._fail_all(error)
+    def _unconfirmed(self, number: int, record: Any) -> Failed:
+        """The outcome of a message that `close` could not wait for."""
+        return Failed(
+            record=record,
+            index=number,
+            code=CLOSED_BEFORE_CONFIRMATION,
+            message=f"the producer closed after {self.close_timeout:g}s before SQS "
+            "confirmed this message; it may or may not have been delivered",
+            sender_fault=False,
+            attempts=0,
+        )

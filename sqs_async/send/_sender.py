@@ -1,15 +1,16 @@
 """`SqsSender`: the bulk way in. Sends any number of messages and returns what became of each.
 
-The path of a message: the record functions and validation (`admit`), the accumulator of its
-queue (`accumulator`), a request started by the dispatcher (`dispatch`), and its outcome back
-through the call's ledger into the `SendResult`. `SqsProducer` uses the same path.
+The path of a message: its queue (the configured one, or the record's own: routing), the
+engine's admission (record functions, payload stage, validation), its queue's accumulator, a
+request the dispatcher starts, and its outcome back through the call's ledger into the
+`SendResult`. `SqsProducer` owns an engine of its own and uses the same path.
 
 Cost model: input is consumed lazily. A call keeps at most `2 * max_in_flight` batches' worth
-of messages (20 per request slot) accepted and not yet resolved, in flight, waiting for a
-request or backing off before a retry; on a FIFO queue, whose groups may have to wait for one
-another, up to 200 per request slot. Memory holds those messages plus the results. A message
-costs a tenth of a request per attempt, retries included: they share requests with fresh
-messages.
+of messages (20 per request slot) read and not yet resolved, in flight, waiting for a request
+or backing off before a retry; on a FIFO queue, whose groups may have to wait for one
+another, up to 200 per request slot. With a payload stage, up to `max_in_flight` of those
+are in the stage at once. Memory holds those messages plus the results. A message costs a
+tenth of a request per attempt, retries included: they share requests with fresh messages.
 """
 
 from __future__ import annotations
@@ -18,24 +19,22 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AsyncExitStack
-from dataclasses import replace
 from typing import Any
 
 from .._lifecycle import AsyncResource
 from ..config import SenderConfig
-from ..errors import DEADLINE_EXCEEDED, INVALID_RECORD, SqsAsyncError, SqsClientError
+from ..errors import DEADLINE_EXCEEDED
 from ..results import Failed, SendResult
 from ..retry import Sleep, default_sleep
-from ..wire import QueueTraits, SqsClient, client_for, read_queue_traits, resolve_queue_url
-from ._accumulator import Accumulator, Entry, Ledger
-from ._dispatcher import Dispatcher
-from ._entries import EntryBuilder, QueueField
-from ._validation import Rejection, prepare
+from ..wire import QueueTraits, SqsClient
+from ._accumulator import Accumulator, Pending
+from ._engine import Engine
+from ._ledger import SendLedger
+from ._staging import Staged, Staging
 
 log = logging.getLogger("sqs_async")
 
-# Messages a send keeps accepted and unresolved, per request slot (see the module doc).
+# Messages a send keeps read and unresolved, per request slot (see the module doc).
 ROOM_PER_SLOT = 20
 FIFO_ROOM_PER_SLOT = 200
 # Seconds a partly filled batch waits for more of a slow async input (as a producer's linger).
@@ -43,7 +42,8 @@ INPUT_LINGER = 0.005
 
 
 class SqsSender(AsyncResource):
-    """Sends messages to one SQS queue with many concurrent SendMessageBatch calls.
+    """Sends messages to SQS with many concurrent SendMessageBatch calls: to one queue, or to
+    each record's own queue when `queue_url` or `queue_name` is a function of the record.
 
     Use it as an async context manager::
 
@@ -70,22 +70,9 @@ class SqsSender(AsyncResource):
     ) -> None:
         config = SenderConfig.merge(config, settings)
         self.config = config
-        self._borrowed_client = client
-        self._client_wrapper = client_wrapper
-        self._sleep = sleep
         self._clock = clock
-        self._stack: AsyncExitStack | None = None
-        self._dispatcher: Dispatcher | None = None
-        self._client: SqsClient | None = client
-        self._route = config.route
-        self._queue_url: str | None = None
-        self._traits: QueueTraits | None = None
-        self._destinations: dict[str, tuple[str, QueueTraits]] = {}
-        self._entries = EntryBuilder(
-            serializer=config.serializer,
-            message_group_id=config.message_group_id,
-            message_deduplication_id=config.message_deduplication_id,
-            queue_field=self._route.name if isinstance(self._route, QueueField) else None,
+        self._engine = Engine(
+            config, client=client, client_wrapper=client_wrapper, sleep=sleep, clock=clock
         )
 
     def __repr__(self) -> str:
@@ -94,91 +81,28 @@ class SqsSender(AsyncResource):
     @property
     def queue_url(self) -> str:
         """The queue of an open sender (not of one that routes records to many queues)."""
-        if self._route is not None:
+        if self._engine.route is not None:
             raise RuntimeError("this sender routes each record to its own queue")
-        if self._queue_url is None:
+        if self._engine.queue_url is None:
             raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
-        return self._queue_url
+        return self._engine.queue_url
 
     @property
     def traits(self) -> QueueTraits:
         """What the queue allows, as found when the sender opened."""
-        if self._route is not None:
+        if self._engine.route is not None:
             raise RuntimeError("this sender routes each record to its own queue")
-        if self._traits is None:
+        if self._engine.traits is None:
             raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
-        return self._traits
-
-    @property
-    def dispatcher(self) -> Dispatcher:
-        """The dispatcher of the open sender (the streaming producer feeds it too)."""
-        if self._dispatcher is None:
-            raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
-        return self._dispatcher
+        return self._engine.traits
 
     async def open(self) -> None:
         """Open the client and find the queue; a no-op when already open."""
-        if self._dispatcher is not None:
-            return
-        stack = AsyncExitStack()
-        try:
-            client = await client_for(
-                self.config,
-                stack,
-                borrowed=self._borrowed_client,
-                wrapper=self._client_wrapper,
-                pool_size=self.config.max_in_flight,
-            )
-            self._client = client
-            queue = self.config.queue_url or self.config.queue_name
-            queue_url = None
-            if isinstance(queue, str):
-                queue_url, self._traits = await self._destination(queue, dynamic=False)
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._stack = stack
-        self._queue_url = queue_url
-        config = self.config
-        self._dispatcher = Dispatcher(
-            client=client,
-            policy=config.retry,
-            max_in_flight=config.max_in_flight,
-            max_request_bytes=config.max_request_bytes,
-            request_timeout=config.request_timeout,
-            sleep=self._sleep,
-            adaptive=config.adaptive_concurrency,
-            fifo_messages_per_group=config.fifo_messages_per_group,
-            fifo_requests_per_second=config.fifo_requests_per_second,
-            clock=self._clock,
-        )
+        await self._engine.open()
 
     async def close(self) -> None:
         """Stop what is still being sent and close the client if the sender opened it."""
-        stack, self._stack = self._stack, None
-        dispatcher, self._dispatcher = self._dispatcher, None
-        if dispatcher is not None:
-            await dispatcher.close()
-        if stack is not None:
-            await stack.aclose()
-
-    def admit(
-        self, record: Any, index: int, ledger: Ledger, accumulator: Accumulator
-    ) -> Entry | Failed:
-        """The one way of a record into an accumulator: the record functions, validation and,
-        on a FIFO queue, the group's halt. An `Entry` to `dispatcher.add`, or its `Failed`."""
-        entry = self._entries.build(record, fifo=accumulator.fifo)
-        prepared = entry
-        if not isinstance(entry, Rejection):
-            prepared = prepare(entry, index, accumulator.traits, record=record)
-        if isinstance(prepared, Rejection):
-            if accumulator.fifo and isinstance(entry, Mapping):
-                why = f"message #{index} was {prepared.code}"
-                accumulator.refused(ledger, entry.get("MessageGroupId"), why)
-            return rejected(record, index, prepared)
-        admitted = Entry(prepared, ledger)
-        halted = accumulator.admit(admitted) if accumulator.fifo else None
-        return admitted if halted is None else halted
+        await self._engine.close()
 
     async def send(
         self,
@@ -206,18 +130,29 @@ class SqsSender(AsyncResource):
         timeout.
         """
         check_messages(messages, "send")
-        dispatcher = self.dispatcher
+        if not self._engine.is_open:
+            raise RuntimeError("the sender is not open: use `async with SqsSender(...)`")
+        dispatcher = self._engine.dispatcher
         result = SendResult()
         throttled_before = dispatcher.limit.reduced_seconds
         deadline_at = None if deadline is None else dispatcher.now() + deadline
-        ledger = _SendLedger(
-            result, keep_delivered, deadline_at, dynamic=self._route is not None, clock=self._clock
+        ledger = SendLedger(
+            result,
+            keep_delivered,
+            deadline_at,
+            dynamic=self._engine.route is not None,
+            clock=self._clock,
         )
+        staging = None
+        if self._engine.stage is not None:
+            staging = Staging(self._engine.stage, self.config.max_in_flight, self._hand_on(ledger))
         timer = None
         if deadline is not None:
-            timer = asyncio.get_running_loop().call_later(deadline, dispatcher.expire, ledger)
+            timer = asyncio.get_running_loop().call_later(
+                deadline, self._expire, ledger, staging, deadline
+            )
         try:
-            await self._feed(messages, ledger, deadline)
+            await self._feed(messages, ledger, staging, deadline)
             await ledger.settled()
         except BaseException:
             dispatcher.abandon(ledger)
@@ -225,6 +160,8 @@ class SqsSender(AsyncResource):
         finally:
             if timer is not None:
                 timer.cancel()
+            if staging is not None:
+                staging.cancel()
         if ledger.error is not None:
             raise ledger.error
         result.throttled_seconds = dispatcher.limit.reduced_seconds - throttled_before
@@ -248,41 +185,50 @@ class SqsSender(AsyncResource):
     async def _feed(
         self,
         messages: Iterable[Any] | AsyncIterable[Any],
-        ledger: _SendLedger,
+        ledger: SendLedger,
+        staging: Staging | None,
         deadline: float | None,
     ) -> None:
-        """Read the input into the accumulators, holding each used one (its partly filled
-        batch waits for more) until the input ends, the call waits for room, or a slow async
-        input keeps it waiting (`INPUT_LINGER`)."""
-        dispatcher = self.dispatcher
+        """Read the input into the accumulators (through the stage, if any), holding each
+        used one (its partly filled batch waits for more) until the input ends and the stage
+        is empty, the call waits for room, or a slow async input keeps it waiting
+        (`INPUT_LINGER`)."""
+        engine = self._engine
+        dispatcher = engine.dispatcher
         held: list[Accumulator] = []
         slots = self.config.max_in_flight
         # One queue: one accumulator for every record (routing looks each one up).
         only = (
-            None if self._route is not None else dispatcher.accumulator(self.queue_url, self.traits)
+            None
+            if engine.route is not None
+            else dispatcher.accumulator(self.queue_url, self.traits)
         )
 
         def let_go() -> None:
             while held:
-                dispatcher.let_go(held.pop())
+                held.pop().let_go()
 
         try:
             async for index, record in _enumerate(messages, let_go):
                 if ledger.error is not None:
                     return
+                ledger.unresolved += 1
                 if ledger.deadline_at is not None and dispatcher.now() >= ledger.deadline_at:
                     ledger.fail(too_late(record, index, deadline))
                     continue
-                accumulator = only or await self._accumulator_of(record, ledger)
+                accumulator = only or await engine.accumulator_for(record, index, ledger)
                 if isinstance(accumulator, Failed):
-                    ledger.fail(replace(accumulator, record=record, index=index))
+                    ledger.fail(accumulator)
                     continue
-                entry = self.admit(record, index, ledger, accumulator)
-                if isinstance(entry, Failed):
-                    ledger.fail(entry)
-                    continue
+                pending: Pending | None = None  # with a stage, admission follows it
+                if staging is None:
+                    admitted = engine.admit(record, index, ledger, accumulator)
+                    if isinstance(admitted, Failed):
+                        ledger.fail(admitted)
+                        continue
+                    pending = admitted
                 room = (FIFO_ROOM_PER_SLOT if accumulator.fifo else ROOM_PER_SLOT) * slots
-                if ledger.outstanding >= room:
+                if ledger.unresolved > room:
                     let_go()
                     if not await ledger.room(room):
                         ledger.fail(too_late(record, index, deadline))
@@ -292,80 +238,49 @@ class SqsSender(AsyncResource):
                 if accumulator not in held:
                     accumulator.hold()
                     held.append(accumulator)
-                ledger.outstanding += 1
-                dispatcher.add(accumulator, entry)
+                if pending is not None:
+                    accumulator.add(pending)
+                    continue
+                assert staging is not None
+                if not ledger.live:  # expired while the record was routed
+                    ledger.fail(too_late(record, index, deadline))
+                    continue
+                staging.put(engine.staged(record, index, accumulator))
+                if len(staging) >= slots:
+                    await ledger.wait(lambda: len(staging) < slots)
+            if staging is not None:
+                await ledger.wait(lambda: not staging)
         finally:
             let_go()
 
-    async def _accumulator_of(self, record: Any, ledger: _SendLedger) -> Accumulator | Failed:
-        """The accumulator of a routed `record`'s queue; a `Failed` (to fill in with the
-        record) when the record cannot be routed, or its queue cannot be found or refused
-        this call. (Without routing every record goes to the one queue's: see `_feed`.)"""
-        route = self._route
-        assert route is not None, "only routed records are looked up"
-        try:
-            key = route(record)
-            if not isinstance(key, str) or not key:
-                raise ValueError(f"it gave {key!r}, not a queue")
-        except Exception as exc:
-            return Failed(
-                record=None,
-                index=-1,
-                code=INVALID_RECORD,
-                message=f"the queue function failed on this record: {type(exc).__name__}: {exc}",
-                sender_fault=True,
-                attempts=0,
-            )
-        failed = ledger.unreachable.get(key)
-        if failed is not None:
-            return failed
-        try:
-            queue_url, traits = await self._destination(key, dynamic=True)
-        except SqsAsyncError as error:
-            failed = ledger.unreachable[key] = Failed(
-                record=None,
-                index=-1,
-                code=getattr(error, "code", None) or type(error).__name__,
-                message=str(error),
-                sender_fault=not error.retryable,
-                attempts=0,
-            )
-            return failed
-        refused = ledger.refused.get(queue_url)
-        if refused is not None:
-            return refused
-        return self.dispatcher.accumulator(queue_url, traits)
+    def _hand_on(self, ledger: SendLedger) -> Callable[[list[Staged]], None]:
+        """What becomes of records back from the stage, in their turn: admission."""
+        engine = self._engine
 
-    async def _destination(self, queue: str, *, dynamic: bool) -> tuple[str, QueueTraits]:
-        """URL and traits of `queue` (a URL or a name, as configured), found once and cached."""
-        found = self._destinations.get(queue)
-        if found is None:
-            by_url = self.config.queue_url is not None
-            queue_url = queue if by_url else await self._resolve_queue_url(queue)
-            assert self._client is not None, "opened before use"
-            traits = await read_queue_traits(
-                self._client,
-                queue_url,
-                self.config.max_message_bytes,
-                self.config.max_request_bytes,
-            )
-            found = self._destinations[queue] = (queue_url, traits)
-        return found
+        def hand_on(ready: list[Staged]) -> None:
+            for staged in ready:
+                pending = engine.admit_staged(staged, ledger)
+                if isinstance(pending, Failed):
+                    ledger.fail(pending)
+                else:
+                    staged.accumulator.add(pending)
+            ledger.wake()
 
-    async def _resolve_queue_url(self, name: str) -> str:
-        assert self._client is not None, "opened before use"
-        return await resolve_queue_url(
-            self._client,
-            name,
-            self.config.retry,
-            self._sleep,
-            owner_account_id=self.config.queue_owner_account_id,
-        )
+        return hand_on
+
+    def _expire(self, ledger: SendLedger, staging: Staging | None, deadline: float) -> None:
+        """The send's deadline passed: what waits fails with `DeadlineExceeded`."""
+        self._engine.dispatcher.expire(ledger)
+        if staging is not None:
+            for staged in staging.cancel():
+                ledger.fail(too_late(staged.record, staged.index, deadline))
+            ledger.wake()
 
 
 def check_messages(messages: object, call: str) -> None:
-    """Refuse a lone message where an iterable of messages belongs: a `str` is iterable
-    (`send("abc")` would send "a", "b" and "c"), and so are `bytes` and a mapping's keys."""
+    """Raise TypeError for a lone message where an iterable of messages belongs: a `str` is
+    iterable (`send("abc")` would send "a", "b" and "c"), and so are `bytes` and a mapping's
+    keys."""
     if isinstance(messages, str | bytes | bytearray | memoryview | Mapping):
         raise TypeError(
             f"{call}() takes an iterable of messages, not a single "
@@ -381,18 +296,6 @@ def too_late(record: Any, index: int, deadline: float | None) -> Failed:
         code=DEADLINE_EXCEEDED,
         message=f"not sent: the send's deadline of {deadline:g}s passed",
         sender_fault=False,
-        attempts=0,
-    )
-
-
-def rejected(record: Any, index: int, rejection: Rejection) -> Failed:
-    """The `Failed` result of a message that validation refused."""
-    return Failed(
-        record=record,
-        index=index,
-        code=rejection.code,
-        message=rejection.reason,
-        sender_fault=True,
         attempts=0,
     )
 
@@ -419,93 +322,3 @@ async def _enumerate(
             timer.cancel()
         yield index, record
         index += 1
-
-
-class _SendLedger(Ledger):
-    """The outcomes of one `send` call, gathered into its `SendResult`."""
-
-    halts_groups = True
-
-    def __init__(
-        self,
-        result: SendResult,
-        keep_delivered: bool,
-        deadline_at: float | None,
-        *,
-        dynamic: bool,
-        clock: Callable[[], float],
-    ) -> None:
-        super().__init__(deadline_at)
-        self._clock = clock
-        self.result = result
-        self.keeps_delivered = keep_delivered
-        self.dynamic = dynamic
-        self.outstanding = 0  # messages in an accumulator or a request, not yet resolved
-        self.error: SqsClientError | None = None
-        self.unreachable: dict[str, Failed] = {}  # queue -> why it cannot be found
-        self.refused: dict[str, Failed] = {}  # queue URL -> refusal (dynamic routing)
-        self._wake: asyncio.Future[None] | None = None
-
-    def fail(self, failed: Failed) -> None:
-        """A message that failed before it reached an accumulator."""
-        self.result.failed.append(failed)
-
-    def absorb(self, part: SendResult) -> None:
-        if self.error is not None:
-            return  # the call raised; nobody reads this result
-        self.result.absorb(part, keep_delivered=self.keeps_delivered)
-        settled = part.delivered_count + len(part.failed)
-        if settled:
-            self.outstanding -= settled
-            self._notify()
-
-    def refuse(self, error: SqsClientError, queue_url: str, entries: list[Entry]) -> None:
-        """With dynamic routing the queue's messages of this call fail; otherwise the call
-        raises `error` (no message can be delivered)."""
-        if not self.dynamic:
-            self.error = self.error or error
-            self.live = False
-            self._notify()
-            return
-        self.refused[queue_url] = Failed(
-            record=None,
-            index=-1,
-            code=error.code or type(error).__name__,
-            message=str(error),
-            sender_fault=True,
-            attempts=0,
-        )
-        self.absorb(
-            SendResult(
-                failed=[
-                    entry.failed(sender_fault=True, code=error.code, reason=str(error))
-                    for entry in entries
-                ]
-            )
-        )
-
-    async def room(self, room: int) -> bool:
-        """Wait until fewer than `room` messages are unresolved; False if the deadline
-        passed first."""
-        remaining = None
-        if self.deadline_at is not None:
-            remaining = max(0.0, self.deadline_at - self._clock())
-        try:
-            async with asyncio.timeout(remaining):
-                await self._until(lambda: self.outstanding < room)
-        except TimeoutError:
-            return False
-        return True
-
-    async def settled(self) -> None:
-        """Wait until every message is resolved (or the call must raise)."""
-        await self._until(lambda: self.outstanding == 0)
-
-    async def _until(self, ready: Callable[[], bool]) -> None:
-        while not ready() and self.error is None:
-            self._wake = asyncio.get_running_loop().create_future()
-            await self._wake
-
-    def _notify(self) -> None:
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)

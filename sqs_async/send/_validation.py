@@ -86,10 +86,11 @@ def prepare(
     try:
         fields = _entry_fields(entry)
         size = _body_size(fields.get("MessageBody"))
-        size += _attributes_size(fields.get("MessageAttributes"))
-        _check_system_attributes(fields.get("MessageSystemAttributes"))
-        _check_delay(fields.get("DelaySeconds"), queue)
-        _check_fifo_fields(fields, queue)
+        if len(fields) > 1 or queue.fifo:  # a bare body on a standard queue: nothing more
+            size += _attributes_size(fields.get("MessageAttributes"))
+            _check_system_attributes(fields.get("MessageSystemAttributes"))
+            _check_delay(fields.get("DelaySeconds"), queue)
+            _check_fifo_fields(fields, queue)
     except _Invalid as invalid:
         return invalid.rejection
     if size > queue.max_message_bytes:
