@@ -3,7 +3,7 @@ standard queue, by number of message groups, on the benchmark endpoint.
 
     python -m benchmarks.fifo [--latency-ms 20] [--max-in-flight 16] [--fail-rate 0.1]
 
-A group moves one message per round trip (see `sqs_async.fifo`), so the FIFO rate grows with
+A group moves one message per round trip (see `sqs_async.send._fifo`), so the FIFO rate grows with
 the number of groups that have messages waiting. Each run is checked from the endpoint's
 record: every message accepted once, and each group's messages accepted in input order.
 Prints a table and one JSON line per run.

@@ -7,6 +7,7 @@ itself on construction. Secrets are kept out of `repr`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
@@ -213,10 +214,16 @@ class ReceiverConfig(ConnectionConfig):
 
 
 def check_stage(stage: object) -> None:
-    if stage is not None and not isinstance(stage, PayloadStage):
+    """A `PayloadStage` whose methods are coroutine functions (the engine awaits them)."""
+    if stage is None:
+        return
+    if not isinstance(stage, PayloadStage):
         raise TypeError(
             f"payload_stage must be a sqs_async.PayloadStage, got {type(stage).__name__}"
         )
+    for method in ("outgoing", "incoming", "deleted"):
+        if not inspect.iscoroutinefunction(getattr(stage, method)):
+            raise TypeError(f"payload_stage.{method} must be an async def method")
 
 
 def with_max_trials(retry: RetryPolicy, max_trials: int | None) -> RetryPolicy:

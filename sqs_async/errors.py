@@ -8,7 +8,7 @@ conditions under which no message of the send can succeed::
      +-- SqsClientError         the queue rejects every request: it does not exist, access is
      |                          denied, credentials are missing or wrong (`.code` holds the
      |                          AWS error code); retrying will not help
-     +-- SqsUnavailableError    SQS could not be reached for a call the sender cannot do
+     +-- SqsUnavailableError    SQS could not be reached for a call the engine cannot do
      |                          without (resolving a queue name), after every attempt;
      |                          retrying later may help
      +-- ProducerFull           `SqsProducer.put_nowait` found no room; retry after some
@@ -185,7 +185,9 @@ _transient_checker = TransientRetryableChecker()
 
 
 def kind_of(code: str, status: int | None = None) -> Kind:
-    """What the error code `code` (of an answer with HTTP `status`, if any) means."""
+    """What the error code `code` of one entry (or of an answer with HTTP `status`) means;
+    beyond the table, any code naming throttling is throttling. A whole call's failure is
+    `classify`'s to read."""
     meaning = CODES.get(code)
     if meaning is not None:
         return meaning.kind
@@ -209,14 +211,18 @@ def classify(exc: BaseException) -> Kind:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        codes = [str(code) for code in (error.get("Code"), error.get("QueryErrorCode")) if code]
-        kinds = {kind_of(code, status) for code in codes}
+        codes = (error.get("Code"), error.get("QueryErrorCode"))
+        kinds = {meaning.kind for code in codes if code and (meaning := CODES.get(str(code)))}
         context = RetryContext(attempt_number=1, parsed_response=exc.response)
         if Kind.FATAL in kinds:
             return Kind.FATAL
-        if Kind.THROTTLING in kinds or _throttled_checker.is_retryable(context):
+        if Kind.THROTTLING in kinds or _throttled_checker.is_retryable(context) or status == 429:
             return Kind.THROTTLING
-        if Kind.RETRYABLE in kinds or _transient_checker.is_retryable(context):
+        if (
+            Kind.RETRYABLE in kinds
+            or (status or 0) >= 500
+            or _transient_checker.is_retryable(context)
+        ):
             return Kind.RETRYABLE
         return Kind.REJECTED
     meaning = CODES.get(type(exc).__name__)

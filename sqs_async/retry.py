@@ -77,7 +77,7 @@ class RetryPolicy:
 
         tenacity decides, as it would between two calls: its wait strategy gives the backoff
         with jitter, its stop conditions the end. The entry does not wait in a retry loop of
-        its own: it goes back to its queue's accumulator (see `dispatch`)."""
+        its own: it goes back to its queue's accumulator (see `send._dispatcher`)."""
         state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         state.attempt_number = attempts
         wait = self._wait()(state)

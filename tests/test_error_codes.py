@@ -55,7 +55,11 @@ def test_codes_outside_the_table_are_read_from_the_answer() -> None:
     assert classify(client_error("SomethingNew", status=429)) is Kind.THROTTLING
     assert classify(client_error("SomethingNew", status=503)) is Kind.RETRYABLE
     assert classify(client_error("InvalidParameterValue", status=400)) is Kind.REJECTED
-    assert kind_of("SomeService.ThrottlingException") is Kind.THROTTLING
+    assert classify(client_error("", status=429)) is Kind.THROTTLING  # no code: the status
+    assert classify(client_error("", status=502)) is Kind.RETRYABLE
+    assert classify(client_error("InvalidParameterValue", status=503)) is Kind.RETRYABLE
+    assert classify(client_error("SomeThrottled", status=400)) is Kind.REJECTED  # a call's
+    assert kind_of("SomeService.ThrottlingException") is Kind.THROTTLING  # an entry's
     assert kind_of("InternalError", status=500) is Kind.RETRYABLE
     assert kind_of("InvalidMessageContents") is Kind.REJECTED
 

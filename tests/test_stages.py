@@ -196,3 +196,12 @@ def test_a_stage_must_be_a_payload_stage(entry_point: str, queue_url: str) -> No
     kind = SqsSender if entry_point == "sender" else SqsReceiver
     with pytest.raises(TypeError, match=r"payload_stage must be a sqs_async\.PayloadStage"):
         kind(queue_url=queue_url, payload_stage=object())  # type: ignore[arg-type]
+
+
+def test_a_stage_method_must_be_async(queue_url: str) -> None:
+    class Blocking(PayloadStage):
+        def outgoing(self, entry: dict[str, Any], queue: Any) -> dict[str, Any]:  # type: ignore[override]
+            return entry
+
+    with pytest.raises(TypeError, match=r"payload_stage\.outgoing must be an async def"):
+        SqsSender(queue_url=queue_url, payload_stage=Blocking())

@@ -198,6 +198,7 @@ class ProducerLedger(Ledger):
                 if not future.done():  # unless the caller cancelled it
                     future.set_result(outcome)
         part.failed = []
+        part.latencies = []  # one per request for the producer's life: not kept (flat memory)
         self.counters.absorb(part, keep_delivered=False)
 
     def refuse(self, error: SqsAsyncError, queue_url: str, lost: list[Pending]) -> None:

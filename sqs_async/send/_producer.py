@@ -60,7 +60,7 @@ class SqsProducer(AsyncResource):
 
     On a FIFO queue each message group is sent in the order of `put`, one message per group
     at a time; when a message fails, the messages of its group already queued behind it fail
-    with code `PrecedingMessageFailed` (see `sqs_async.fifo`); later ones are sent. The producer
+    with code `PrecedingMessageFailed` (see `send._fifo`); later ones are sent. The producer
     writes to one queue: for routing records to many queues, use `SqsSender`.
     """
 
@@ -118,9 +118,10 @@ class SqsProducer(AsyncResource):
     @property
     def stats(self) -> SendResult:
         """The counters of the producer's requests so far (`requests`, `retried`,
-        `throttled`, `bytes_delivered`, `latencies`, `throttled_seconds`,
-        `possible_duplicates`, `reordered`, `delivered_count`); `delivered` and `failed`
-        stay empty: each message's outcome is its future's."""
+        `throttled`, `bytes_delivered`, `throttled_seconds`, `possible_duplicates`,
+        `reordered`, `delivered_count`); `delivered`, `failed` and `latencies` stay empty:
+        each message's outcome is its future's, and a long-lived producer keeps no list that
+        grows with its requests."""
         counters = self._ledger.counters
         throttled = self._throttled_seconds
         if self._engine.is_open:
@@ -129,7 +130,7 @@ class SqsProducer(AsyncResource):
             counters,
             delivered=[],
             failed=[],
-            latencies=list(counters.latencies),
+            latencies=[],
             throttled_seconds=throttled,
         )
 

@@ -115,7 +115,7 @@ class SqsSender(AsyncResource):
         """Send every message; return each one as `Delivered` or `Failed`.
 
         Invalid messages fail without a request; the rest are packed into batches and sent
-        concurrently (on a FIFO queue, one message per group at a time: see `fifo`). Raises
+        concurrently (on a FIFO queue, one message per group at a time: see `_fifo`). Raises
         `SqsClientError` when the queue refuses all requests (it does not exist, access is
         denied), since then no message can be delivered; with dynamic routing such a queue
         fails only its own messages instead.

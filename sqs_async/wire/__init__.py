@@ -3,7 +3,8 @@ lean path of the hot calls, and the reading of batch answers. One seam, as httpx
 `_transports/`: sending and receiving ask it for calls and never build a client themselves.
 
 Offered to adapters and tests: `SqsClient` and `SqsReceiveClient` (the interfaces a client
-passed in must meet), `open_client` and `on_wire`. The rest is internal.
+passed in must meet), `QueueTraits` (what a payload stage is told of the queue), `open_client`
+and `on_wire`. The other names are here for `send/` and `receive/`: internal to the engine.
 """
 
 from ._answers import WIRE_IDS, EntryError, read_answer

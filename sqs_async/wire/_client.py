@@ -3,7 +3,7 @@
 `SqsClient` is the interface: anything with these async methods works, so tests can wrap the
 real aiobotocore client to inject faults. `open_client` makes the real one, with botocore's
 own retries off (tenacity owns retries) and a connection pool as large as the concurrency,
-its hot calls on the lean wire path unless `wire="botocore"` (see `wire`).
+its hot calls on the lean wire path unless `wire="botocore"` (see `_lean`).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ async def open_client(config: ConnectionConfig, stack: AsyncExitStack, *, pool_s
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         retries={"total_max_attempts": 1, "mode": "standard"},
-        # Entries are validated by the engine before any call (validation.py).
+        # Entries are validated by the engine before any call (send/_validation.py).
         parameter_validation=False,
     )
     session = get_session()
