@@ -158,39 +158,18 @@ class Engine:
             if not isinstance(key, str) or not key:
                 raise ValueError(f"it gave {key!r}, not a queue")
         except Exception as exc:
-            return Failed(
-                record=record,
-                index=index,
-                code=INVALID_RECORD,
-                message=f"the queue function failed on this record: {type(exc).__name__}: {exc}",
-                sender_fault=True,
-                attempts=0,
-            )
+            why = f"the queue function failed on this record: {type(exc).__name__}: {exc}"
+            return rejected(record, index, Rejection(INVALID_RECORD, why))
         error = ledger.unreachable.get(key)
         if error is None:
             try:
                 queue_url, traits = await self.destination(key)
             except SqsAsyncError as exc:
                 error = ledger.unreachable[key] = exc
+        if error is None:
+            error = ledger.refused.get(queue_url)
         if error is not None:
-            return Failed(
-                record=record,
-                index=index,
-                code=getattr(error, "code", None) or type(error).__name__,
-                message=str(error),
-                sender_fault=not error.retryable,
-                attempts=0,
-            )
-        refused = ledger.refused.get(queue_url)
-        if refused is not None:
-            return Failed(
-                record=record,
-                index=index,
-                code=refused.code or type(refused).__name__,
-                message=str(refused),
-                sender_fault=True,
-                attempts=0,
-            )
+            return stopped(record, index, error)
         return self.dispatcher.accumulator(queue_url, traits)
 
     def admit(
@@ -240,7 +219,7 @@ class Engine:
         outcome = staged.outcome
         accumulator = staged.accumulator
         if isinstance(outcome, BaseException):
-            failed = stage_failed(staged.record, staged.index, outcome)
+            failed = stopped(staged.record, staged.index, outcome)
             if accumulator.fifo and isinstance(staged.entry, Mapping):
                 why = f"message #{staged.index} was {failed.code}"
                 ledger.halt(accumulator.queue_url, staged.entry.get("MessageGroupId"), why)
@@ -260,8 +239,9 @@ def rejected(record: Any, index: int, rejection: Rejection) -> Failed:
     )
 
 
-def stage_failed(record: Any, index: int, error: BaseException) -> Failed:
-    """The `Failed` result of a record whose payload stage raised `error`: its `code`
+def stopped(record: Any, index: int, error: BaseException) -> Failed:
+    """The `Failed` result of a record that `error` stopped before any request (its queue
+    cannot be found or refused the send, its payload stage raised): the error's `code`
     attribute (else its class name), its text; the sender's fault unless it is `retryable`."""
     code = getattr(error, "code", None)
     return Failed(
