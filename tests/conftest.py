@@ -7,8 +7,10 @@ tests run without them (`test_packaging` checks).
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -44,6 +46,17 @@ def server(sqs_server: LocalSqsServer) -> Iterator[LocalSqsServer]:
 def settings(server: LocalSqsServer) -> dict[str, Any]:
     """Keyword settings that point an SqsSender at the local server."""
     return dict(server.client_settings)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A user with no AWS set-up but the local server's credentials: no region, no ~/.aws."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
 
 
 @pytest.fixture

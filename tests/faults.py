@@ -126,3 +126,18 @@ class Forwarding:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+async def no_sleep(seconds: float) -> None:
+    """Stands in for the engine's sleep between retries: one turn of the loop, no waiting."""
+    await asyncio.sleep(0)
+
+
+async def settle(condition: Callable[[], bool], turns: int = 100_000) -> None:
+    """Let the loop run until `condition()` holds: stubs answer without I/O, so turns of the
+    loop (never wall-clock time) are what it takes; fail if it never does."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"condition not met after {turns} turns of the loop: {condition}")

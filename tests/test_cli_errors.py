@@ -21,18 +21,6 @@ from sqs_async.testing import LocalSqsServer
 
 from .conftest import stored_bodies
 
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A user with no AWS set-up but the local server's credentials: no region, no ~/.aws."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-
-
 _opened: list[io.TextIOWrapper] = []
 
 

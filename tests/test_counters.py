@@ -5,7 +5,6 @@ in test_beam_metrics.py)."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -108,16 +107,6 @@ def test_the_counters_line_shows_what_is_not_zero() -> None:
     assert counters_line({}) == ""
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-
-
 def send(
     capsys: pytest.CaptureFixture[str], server: LocalSqsServer, queue_url: str, path: Path
 ) -> tuple[int, str]:
@@ -165,9 +154,6 @@ def after_first_line(err: str, first: str) -> list[str]:
     return lines[at + 1 :]
 
 
-@pytest.mark.skipif(
-    not hasattr(cli_send.SqsProducer, "stats"), reason="SqsProducer.stats is not in this tree"
-)
 def test_send_shows_the_requests_it_made(
     capsys: pytest.CaptureFixture[str],
     aws_env: None,

@@ -30,7 +30,7 @@ from sqs_async.receive._keeper import Keeper
 from sqs_async.receive._polling import Polling
 from sqs_async.receive._throttling import ThrottledTime
 
-from .faults import StubClient, client_error
+from .faults import StubClient, client_error, no_sleep, settle
 
 URL = "https://sqs.test/1/q"
 
@@ -42,20 +42,6 @@ def raw(n: int) -> dict[str, Any]:
 
 def message(n: int) -> ReceivedMessage:
     return ReceivedMessage.from_response(raw(n))
-
-
-async def no_sleep(seconds: float) -> None:
-    await asyncio.sleep(0)
-
-
-async def settle(condition: Callable[[], bool], turns: int = 1000) -> None:
-    """Let the loop run until `condition()` holds (the stubs answer without I/O, so a few
-    turns of the loop are enough); fail if it never does."""
-    for _ in range(turns):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"condition not met after {turns} turns of the loop: {condition}")
 
 
 # Polling

@@ -39,7 +39,7 @@ from sqs_async.send._validation import OutgoingMessage, Rejection, prepare
 from sqs_async.stages import overrides
 from sqs_async.wire import QueueTraits
 
-from .faults import StubClient, accept_all, client_error
+from .faults import StubClient, accept_all, client_error, no_sleep, settle
 
 URL = "https://sqs.test/1/q"
 FIFO_URL = "https://sqs.test/1/q.fifo"
@@ -84,19 +84,6 @@ def pending(
 def indexes(batch: list[Pending] | None) -> list[int]:
     assert batch is not None
     return [p.message.index for p in batch]
-
-
-async def no_sleep(seconds: float) -> None:
-    await asyncio.sleep(0)
-
-
-async def until(ready: Callable[[], bool]) -> None:
-    """Let the loop run until `ready()` (turns of the loop, no wall-clock waiting)."""
-    for _ in range(100_000):
-        if ready():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("the condition never came true")
 
 
 # The accumulator: packing, hold and let go, requeue, remove.
@@ -277,10 +264,10 @@ async def test_the_dispatcher_keeps_at_most_max_in_flight_requests_and_reaches_i
     for index in range(100):
         accumulator.add(pending(ledger, index))
     accumulator.let_go()
-    await until(lambda: client.in_flight == 3)
+    await settle(lambda: client.in_flight == 3)
     assert len(client.calls) == 3  # the other batches wait for a slot
     client.gate.set()
-    await until(lambda: len(ledger.ended()) == 100)
+    await settle(lambda: len(ledger.ended()) == 100)
     assert client.peak == 3 and len(client.calls) == 10
     assert set(ledger.ended().values()) == {1}
     assert all(isinstance(o, Delivered) for o in ledger.outcomes)
@@ -312,7 +299,7 @@ async def test_a_partial_failure_is_retried_and_only_what_failed_is_sent_again()
     for index in range(10):
         accumulator.add(pending(ledger, index))
     accumulator.let_go()
-    await until(lambda: len(ledger.ended()) == 10)
+    await settle(lambda: len(ledger.ended()) == 10)
     assert client.calls == [[f"m{i}" for i in range(10)], ["m3"]]
     retried = [o for o in ledger.outcomes if o.index == 3]
     assert isinstance(retried[0], Delivered) and retried[0].attempts == 2
@@ -328,7 +315,7 @@ async def test_a_sender_fault_fails_once_without_a_retry() -> None:
     ledger = Recorder()
     for index in range(2):
         accumulator.add(pending(ledger, index))
-    await until(lambda: len(ledger.ended()) == 2)
+    await settle(lambda: len(ledger.ended()) == 2)
     failed = [o for o in ledger.outcomes if isinstance(o, Failed)]
     assert [(f.index, f.code, f.sender_fault, f.attempts) for f in failed] == [
         (1, "InvalidParameterValue", True, 1)
@@ -351,9 +338,9 @@ async def test_a_fatal_error_goes_to_the_ledgers_refusal_with_every_lost_message
     accumulator.hold()
     for index in range(15):
         accumulator.add(pending(ledger, index))
-    await until(lambda: client.in_flight == 1)
+    await settle(lambda: client.in_flight == 1)
     client.gate.set()
-    await until(lambda: bool(ledger.refusals))
+    await settle(lambda: bool(ledger.refusals))
     [(error, queue_url, lost)] = ledger.refusals
     assert isinstance(error, SqsClientError) and error.code == "AccessDenied"
     assert queue_url == URL
@@ -563,7 +550,7 @@ async def test_stage_calls_run_concurrently_bounded_and_records_keep_their_order
         payload_stage=stage,
     ) as sender:
         sending = asyncio.create_task(sender.send(bodies))
-        await until(lambda: stage.in_flight == 4)
+        await settle(lambda: stage.in_flight == 4)
         for body in reversed(bodies):  # calls end in the reverse order
             stage.gate(body).set()
             await asyncio.sleep(0)
@@ -604,7 +591,7 @@ async def test_the_producer_stages_in_put_order_and_flush_waits_for_the_stage() 
     ) as producer:
         futures = [producer.put_nowait(f"m{i}") for i in range(5)]  # synchronous, as ever
         assert producer.pending == 5
-        await until(lambda: stage.in_flight == 2)
+        await settle(lambda: stage.in_flight == 2)
         flushing = asyncio.create_task(producer.flush())
         for i in reversed(range(5)):
             stage.gate(f"m{i}").set()
