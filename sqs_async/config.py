@@ -221,7 +221,7 @@ def check_stage(stage: object) -> None:
         raise TypeError(
             f"payload_stage must be a sqs_async.PayloadStage, got {type(stage).__name__}"
         )
-    for method in ("outgoing", "incoming", "deleted"):
+    for method in ("outgoing", "incoming", "deleted", "undelivered"):
         if not inspect.iscoroutinefunction(getattr(stage, method)):
             raise TypeError(f"payload_stage.{method} must be an async def method")
 

@@ -119,11 +119,15 @@ _NO_QUEUE = "check the queue name or URL, the region and the endpoint"
 _CREDENTIALS = "check the credentials: the server did not accept them"
 _NO_ANSWER = "no answer from the endpoint: check its URL, and that the server is running"
 _PERMISSION = {  # what each kind of work needs: an access error names the permissions
-    "send": "sqs:SendMessage (and sqs:GetQueueUrl for a queue name)",
+    "send": "sqs:SendMessage (and sqs:GetQueueUrl for a queue name) on this queue",
     "receive": "sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility (and "
-    "sqs:GetQueueUrl for a queue name)",
+    "sqs:GetQueueUrl for a queue name) on this queue",
+    # Large payloads in S3 (`sqs_async.offload`).
+    "store": "s3:PutObject on the bucket (and kms:GenerateDataKey on the key, with a KMS key)",
+    "fetch": "s3:GetObject on the bucket (and kms:Decrypt on the key, with a KMS key)",
+    "delete": "s3:DeleteObject on the bucket",
 }
-_ACCESS = "the credentials in use need {permission} on this queue"  # filled in by `explain`
+_ACCESS = "the credentials in use need {permission}"  # filled in by `explain`
 
 _FATAL = Kind.FATAL
 _THROTTLING = Kind.THROTTLING
@@ -161,6 +165,13 @@ CODES: dict[str, Code] = {
     "KMS.ThrottlingException": Code(_THROTTLING),
     "RequestThrottled": Code(_THROTTLING),
     "SlowDown": Code(_THROTTLING),
+    # S3, where large payloads are stored (`sqs_async.offload`).
+    "NoSuchBucket": Code(_FATAL, "the bucket does not exist: create it, or name another"),
+    "NoSuchKey": Code(
+        _FATAL,
+        "the payload's object is gone: deleted after a reader's delete, or expired by a "
+        "lifecycle rule",
+    ),
     # No answer came back (botocore's exception names): the request never reached a server.
     "EndpointConnectionError": Code(_RETRYABLE, _NO_ANSWER),
     "ConnectTimeoutError": Code(_RETRYABLE, _NO_ANSWER),
@@ -264,20 +275,29 @@ def refusal(
     *,
     work: str = "send",
     retryable: bool = False,
+    service: str = "SQS",
 ) -> SqsAsyncError:
     """The error to raise when `queue` refused a call with `exc` (AWS error code `code`);
-    `work` ("send" or "receive") says which permissions an access error points to."""
+    `work` ("send", "receive"; for S3 "store", "fetch", "delete") says which permissions an
+    access error points to; `service` who refused."""
     kind = SqsUnavailableError if retryable else SqsClientError
     response = getattr(exc, "response", None)
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") if response else None
-    return kind(explain(code, str(exc), queue, work=work, status=status), code, status)
+    message = explain(code, str(exc), queue, work=work, status=status, service=service)
+    return kind(message, code, status)
 
 
 def explain(
-    code: str, detail: str, queue: str, *, work: str = "send", status: int | None = None
+    code: str,
+    detail: str,
+    queue: str,
+    *,
+    work: str = "send",
+    status: int | None = None,
+    service: str = "SQS",
 ) -> str:
-    """A message a person can act on for a failure that affects the whole queue; `status`
-    is the HTTP status of the answer, None when there was none."""
+    """A message a person can act on for a failure that affects the whole queue (or, for
+    S3, the object); `status` is the HTTP status of the answer, None when there was none."""
     meaning = CODES.get(code)
     if meaning is not None and meaning.hint is not None:
         hint = meaning.hint.format(permission=_PERMISSION[work])
@@ -286,9 +306,9 @@ def explain(
     elif status is not None:
         hint = (
             f"the server refused the request (HTTP {status}): check that the endpoint is an "
-            "SQS endpoint, and the queue URL"
+            f"{service} endpoint, and the {'queue URL' if service == 'SQS' else 'bucket'}"
         )
     else:
         hint = "check the endpoint, the region and the queue"
     detail = detail.replace(" (reached max retries: 0)", "")  # botocore's retries are off
-    return f"SQS refused requests to {queue}: {code}: {detail} ({hint})"
+    return f"{service} refused requests to {queue}: {code}: {detail} ({hint})"

@@ -1,8 +1,9 @@
 """Payload stages: the one place where a message's payload may be transformed on its way.
 
-Three awaited steps, each a method of `PayloadStage` that does nothing unless overridden:
+Awaited steps, each a method of `PayloadStage` that does nothing unless overridden:
 
     record -> entry --outgoing--> validated, measured, packed, sent        (send path)
+        not delivered --undelivered--> (the record failed for good)
     received --incoming--> handed out to the caller                         (receive path)
     deleted --deleted--> (after SQS confirmed the delete)                   (acknowledgement)
 
@@ -10,7 +11,14 @@ Three awaited steps, each a method of `PayloadStage` that does nothing unless ov
 before validation, so what it returns is what is validated, measured and sent (large-payload
 offload replaces a body with a pointer there). `incoming` runs before a received message is
 handed out (offload resolves the pointer there); `deleted` runs for each message whose delete
-SQS confirmed (offload may delete the stored payload there).
+SQS confirmed (offload may delete the stored payload there). `undelivered` runs, in the
+background, for an entry `outgoing` made whose record then failed for good and surely never
+reached SQS (offload deletes the payload it stored for nothing there).
+
+A stage that needs something live (a client) makes it in `session`: each engine (a sender, a
+producer, a receiver) opens the stage's session when it opens, on its own event loop, uses
+what the session gives for its life, and closes it when it closes. The stage itself stays a
+plain value that any number of engines may share.
 
 A stage is given as `payload_stage=` to `SenderConfig` (used by `SqsSender`, `SqsProducer`,
 `WriteToSqs`) and to `ReceiverConfig` (`SqsReceiver`, `ReadFromSqs`). It must be picklable for
@@ -29,15 +37,32 @@ timeout (and, through the queue's redrive policy, to its dead-letter queue); it 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .config import ConnectionConfig
     from .receive import ReceivedMessage
     from .wire import QueueTraits
 
 
+class Discard(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by `incoming`: delete this message rather than hand it out (the text says why;
+    the receiver logs it)."""
+
+
 class PayloadStage:
-    """Override any of the three methods; the others pass messages through unchanged."""
+    """Override any of the methods; the others pass messages through unchanged."""
+
+    # Message attributes `incoming` needs: a receiver asks for them whatever else it asks for.
+    attribute_names: tuple[str, ...] = ()
+
+    @asynccontextmanager
+    async def session(self, connection: ConnectionConfig) -> AsyncIterator[PayloadStage]:
+        """The stage an engine uses while it is open (its connection settings: `connection`).
+        By default this very stage; a stage with a client of its own opens it here."""
+        yield self
 
     async def outgoing(self, entry: dict[str, Any], queue: QueueTraits) -> dict[str, Any]:
         """The entry to send instead of `entry` (a mapping of SQS entry fields: `MessageBody`,
@@ -52,6 +77,10 @@ class PayloadStage:
 
     async def deleted(self, message: ReceivedMessage) -> None:
         """`message` (as `incoming` returned it) was deleted from its queue."""
+
+    async def undelivered(self, entry: dict[str, Any]) -> None:
+        """`entry`, which `outgoing` returned, was not delivered and never will be: its record
+        failed for good, and no attempt can have reached SQS."""
 
 
 def overrides(stage: PayloadStage | None, method: str) -> bool:

@@ -78,6 +78,9 @@ def polling_for(client: OpenPolls, **settings: Any) -> tuple[Polling, Keeper, Re
     async def extend(messages: list[ReceivedMessage]) -> AckResult:
         return AckResult(done=messages)
 
+    async def discard(messages: list[ReceivedMessage]) -> None:
+        pytest.fail(f"nothing is discarded without a stage that discards: {messages!r}")
+
     keeper = Keeper(
         visibility_timeout=config.visibility_timeout,
         max_hold=None,
@@ -91,10 +94,11 @@ def polling_for(client: OpenPolls, **settings: Any) -> tuple[Polling, Keeper, Re
         stats=stats,
         throttled_time=ThrottledTime(stats, time.monotonic),
         fail=lambda error: pytest.fail(f"the polls failed: {error!r}"),
+        discard=discard,
         sleep=no_sleep,
         clock=time.monotonic,
     )
-    polling.bind(client, URL)
+    polling.bind(client, URL, config.payload_stage)
     return polling, keeper, stats
 
 

@@ -14,7 +14,9 @@ from ..errors import SqsAsyncError
 @dataclass(frozen=True, slots=True)
 class ReceivedMessage:
     """A message as received: `attributes` are SQS's (`SentTimestamp`, `MessageGroupId`,
-    `ApproximateReceiveCount`, ...), `message_attributes` the sender's, as SQS returns them."""
+    `ApproximateReceiveCount`, ...), `message_attributes` the sender's, as SQS returns them.
+    `payload_location`: where a payload stage found the body (`s3://bucket/key` for a message
+    whose body was stored in S3; see `sqs_async.offload`), else None."""
 
     message_id: str
     body: str
@@ -22,6 +24,7 @@ class ReceivedMessage:
     attributes: dict[str, str] = field(default_factory=dict)
     message_attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
     md5_of_body: str = ""
+    payload_location: str | None = None
 
     @classmethod
     def from_response(cls, raw: dict[str, Any]) -> ReceivedMessage:
@@ -50,6 +53,8 @@ class ReceivedMessage:
         }
         if with_receipt_handle:
             record["ReceiptHandle"] = self.receipt_handle
+        if self.payload_location is not None:
+            record["PayloadLocation"] = self.payload_location
         return record
 
 
@@ -84,3 +89,5 @@ class ReceiverStats:
     stage_failures: int = 0
     # Deleted messages the payload stage's `deleted` failed on (the deletes stand).
     ack_stage_failures: int = 0
+    # Received messages the payload stage discarded (`stages.Discard`), deleted unseen.
+    discarded: int = 0

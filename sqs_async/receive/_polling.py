@@ -12,7 +12,7 @@ denied) ends the poll and is raised to readers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import stages
@@ -79,6 +79,7 @@ class Polling:
         stats: ReceiverStats,
         throttled_time: ThrottledTime,
         fail: Callable[[BaseException], None],
+        discard: Callable[[list[ReceivedMessage]], Awaitable[None]],
         sleep: Sleep,
         clock: Callable[[], float],
     ) -> None:
@@ -87,10 +88,11 @@ class Polling:
         self._stats = stats
         self._throttled_time = throttled_time
         self._fail = fail
+        self._discard = discard
         self._sleep = sleep
         self._clock = clock
-        stage = config.payload_stage
-        self._stage = stage if stage is not None and stages.overrides(stage, "incoming") else None
+        self._stage: stages.PayloadStage | None = None  # the stage's session, given at `bind`
+        self._attribute_names = list(config.message_attribute_names)
         self._client: Any = None
         self._queue_url = ""
         self.buffer: asyncio.Queue[ReceivedMessage] = asyncio.Queue()
@@ -100,9 +102,17 @@ class Polling:
         self._staging: set[asyncio.Task[Any]] = set()  # polls in the payload stage
         self._stopping = False
 
-    def bind(self, client: SqsReceiveClient, queue_url: str) -> None:
-        """Poll `queue_url` on `client` (when the receiver opens), into a new buffer."""
+    def bind(
+        self, client: SqsReceiveClient, queue_url: str, stage: stages.PayloadStage | None
+    ) -> None:
+        """Poll `queue_url` on `client` (when the receiver opens), into a new buffer, through
+        `stage` (the payload stage's session, if any): its attributes are asked for too."""
         self._client, self._queue_url = client, queue_url
+        self._stage = stage if stage is not None and stages.overrides(stage, "incoming") else None
+        names = list(self._config.message_attribute_names)
+        if stage is not None and not {"All", ".*"} & set(names):
+            names += [name for name in stage.attribute_names if name not in names]
+        self._attribute_names = names
         self.buffer = asyncio.Queue(maxsize=self._config.prefetch)
 
     @property
@@ -214,7 +224,7 @@ class Polling:
                 WaitTimeSeconds=config.wait_time_seconds,
                 VisibilityTimeout=config.visibility_timeout,
                 MessageSystemAttributeNames=list(config.attribute_names),
-                MessageAttributeNames=list(config.message_attribute_names),
+                MessageAttributeNames=self._attribute_names,
             )
         finally:
             self._on_server.discard(task)
@@ -236,7 +246,7 @@ class Polling:
     async def _through_stage(self, received: list[ReceivedMessage]) -> list[ReceivedMessage]:
         """`received` through the stage's `incoming`: what to hand out. A message it failed
         on is held no longer (neither extended nor released: SQS gives it out again after its
-        visibility timeout)."""
+        visibility timeout); one it discarded is deleted."""
         assert self._stage is not None
         task = asyncio.current_task()
         assert task is not None
@@ -245,11 +255,15 @@ class Polling:
             handed = await incoming(self._stage, received, self._stats)
         finally:
             self._staging.discard(task)
-        ready = []
+        ready, discarded = [], []
         for message, staged in zip(received, handed, strict=True):
-            if staged is None:
-                self._keeper.drop([message])
-            else:
+            if isinstance(staged, ReceivedMessage):
                 self._keeper.staged(staged)
                 ready.append(staged)
+            else:
+                self._keeper.drop([message])
+                if staged is not None:
+                    discarded.append(message)
+        if discarded:
+            await self._discard(discarded)
         return ready

@@ -81,8 +81,7 @@ class SqsReceiver(AsyncResource):
         self._broken = asyncio.Event()  # set with _error: the queue refused for good
         self.stats = ReceiverStats()
         self._backlog: tuple[float, int | None] | None = None  # (when asked, answer)
-        stage = config.payload_stage
-        self._stage = stage if stage is not None and stages.overrides(stage, "deleted") else None
+        self._stage: stages.PayloadStage | None = None  # its session, when it has `deleted`
         throttled_time = ThrottledTime(self.stats, clock)
         self._acks = ReceiptCalls(
             retry=config.retry,
@@ -104,6 +103,7 @@ class SqsReceiver(AsyncResource):
             stats=self.stats,
             throttled_time=throttled_time,
             fail=self._fail,
+            discard=self._discard,
             sleep=sleep,
             clock=clock,
         )
@@ -176,12 +176,18 @@ class SqsReceiver(AsyncResource):
                     owner_account_id=self.config.queue_owner_account_id,
                     work="receive",
                 )
+            stage = None
+            if self.config.payload_stage is not None:
+                stage = await stack.enter_async_context(
+                    self.config.payload_stage.session(self.config)
+                )
         except BaseException:
             await stack.aclose()
             raise
         self._client, self._stack = client, stack
+        self._stage = stage if stage is not None and stages.overrides(stage, "deleted") else None
         self._acks.bind(client, self._queue_url)
-        self._polling.bind(client, self._queue_url)
+        self._polling.bind(client, self._queue_url, stage)
         keeper = asyncio.create_task(self._keeper.run(), name="sqs-extend")
         keeper.add_done_callback(self._watch)
         self._tasks = [keeper]
@@ -301,6 +307,12 @@ class SqsReceiver(AsyncResource):
         result = await self._acks.release(batch)
         self.stats.released += len(result.done)
         return result
+
+    async def _discard(self, messages: list[ReceivedMessage]) -> None:
+        """Delete `messages`, which the payload stage discarded (they are not handed out)."""
+        result = await self._acks.delete(messages)
+        self.stats.discarded += len(result.done)
+        self.stats.delete_failures += len(result.failed)
 
     # Reading
 

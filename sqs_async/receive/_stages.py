@@ -12,7 +12,7 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from ..stages import PayloadStage
+from ..stages import Discard, PayloadStage
 from ._messages import ReceivedMessage, ReceiverStats
 
 log = logging.getLogger("sqs_async")
@@ -20,16 +20,20 @@ log = logging.getLogger("sqs_async")
 
 async def incoming(
     stage: PayloadStage, received: list[ReceivedMessage], stats: ReceiverStats
-) -> list[ReceivedMessage | None]:
+) -> list[ReceivedMessage | Discard | None]:
     """Per message of `received` (one answer), in order: what to hand out instead (with the
-    original receipt handle, whatever the stage did to it), or None when the stage failed on
-    it (logged at warning, counted in `stats.stage_failures`)."""
+    original receipt handle, whatever the stage did to it), the stage's `Discard` (the
+    message is to be deleted: logged at info), or None when the stage failed on it (logged
+    at warning, counted in `stats.stage_failures`)."""
     outcomes = await asyncio.gather(
         *(stage.incoming(message) for message in received), return_exceptions=True
     )
-    handed: list[ReceivedMessage | None] = []
+    handed: list[ReceivedMessage | Discard | None] = []
     for message, outcome in zip(received, outcomes, strict=True):
-        if not isinstance(outcome, ReceivedMessage):
+        if isinstance(outcome, Discard):
+            log.info("deleting received message %s: %s", message.message_id, outcome)
+            handed.append(outcome)
+        elif not isinstance(outcome, ReceivedMessage):
             error = (
                 outcome
                 if isinstance(outcome, BaseException)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DEADLINE_EXCEEDED, PRECEDING_MESSAGE_FAILED
 from ..results import Delivered, Failed
@@ -39,7 +39,17 @@ class Pending:
     """A valid message on its way (waiting, in a request, or backing off before a retry),
     with its ledger and what happened on its last attempt. It builds its own outcome."""
 
-    __slots__ = ("attempts", "code", "fields", "ledger", "maybe_sent", "message", "reason", "size")
+    __slots__ = (
+        "attempts",
+        "code",
+        "fields",
+        "ledger",
+        "maybe_sent",
+        "message",
+        "reason",
+        "size",
+        "undelivered",
+    )
 
     def __init__(self, message: OutgoingMessage, ledger: Ledger) -> None:
         self.message = message
@@ -50,6 +60,9 @@ class Pending:
         self.code = ""
         self.reason = ""
         self.maybe_sent = False  # the last attempt may have reached SQS
+        # Told of the fields if the message fails for good without any attempt that may have
+        # reached SQS (the payload stage's `undelivered`; None: no one to tell, or one did).
+        self.undelivered: Callable[[dict[str, Any]], None] | None = None
 
     def delivered(self, message_id: str, sequence_number: str | None) -> Delivered:
         return Delivered(
@@ -61,7 +74,10 @@ class Pending:
         )
 
     def failed(self, *, sender_fault: bool, code: str | None = None, reason: str = "") -> Failed:
-        """Failed with the last attempt's error, or with `code` and `reason`."""
+        """Failed with the last attempt's error, or with `code` and `reason` (for good)."""
+        if self.undelivered is not None:
+            self.undelivered(self.fields)
+            self.undelivered = None
         return Failed(
             record=self.message.record,
             index=self.message.index,

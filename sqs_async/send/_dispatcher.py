@@ -356,6 +356,7 @@ class Request:
         if may_have_been_accepted(error):
             for pending in batch:
                 pending.maybe_sent = True
+                pending.undelivered = None  # its payload may be needed: it may be delivered
         log.debug("request failed (%s), %d messages to retry", code, len(batch))
         return self._conclude(set(), [], batch)
 

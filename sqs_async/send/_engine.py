@@ -11,10 +11,14 @@
   is what is validated, measured and packed) and, on a FIFO queue, the groups its ledger has
   halted. A record comes out as a `Pending` for its queue's accumulator, or as its `Failed`.
 - The dispatcher (`_dispatcher`), which drains the accumulators.
+- The payload stage's session (`PayloadStage.session`), open while the engine is, and its
+  `undelivered` calls (in the background; awaited before the engine closes).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -34,6 +38,8 @@ from ._ledger import Ledger, SendLedger
 from ._staging import Staged
 from ._validation import Rejection, prepare
 
+log = logging.getLogger("sqs_async")
+
 _BUILD: Any = object()  # `admit`'s entry when the record functions are still to run
 
 
@@ -51,10 +57,11 @@ class Engine:
     ) -> None:
         self.config = config
         self.route = config.route
-        # The payload stage, when it does something on the way out (else admission skips it).
-        self.stage: PayloadStage | None = (
-            config.payload_stage if overrides(config.payload_stage, "outgoing") else None
-        )
+        # The payload stage's session, when it does something on the way out (else admission
+        # skips it), and when it wants to hear of entries it made that were not delivered.
+        self.stage: PayloadStage | None = None
+        self._undelivered_stage: PayloadStage | None = None
+        self._undelivered_calls: set[asyncio.Task[None]] = set()
         self._borrowed_client = client
         self._client_wrapper = client_wrapper
         self._sleep = sleep
@@ -96,6 +103,10 @@ class Engine:
                 wrapper=self._client_wrapper,
                 pool_size=config.max_in_flight,
             )
+            if config.payload_stage is not None:
+                stage = await stack.enter_async_context(config.payload_stage.session(config))
+                self.stage = stage if overrides(stage, "outgoing") else None
+                self._undelivered_stage = stage if overrides(stage, "undelivered") else None
             queue = config.queue_url or config.queue_name
             if isinstance(queue, str):
                 self.queue_url, self.traits = await self.destination(queue)
@@ -122,8 +133,28 @@ class Engine:
         dispatcher, self._dispatcher = self._dispatcher, None
         if dispatcher is not None:
             await dispatcher.close()
+        while self._undelivered_calls:
+            await asyncio.gather(*self._undelivered_calls)
+        self.stage = self._undelivered_stage = None
         if stack is not None:
             await stack.aclose()
+
+    def undelivered(self, entry: dict[str, Any]) -> None:
+        """Tell the stage, in the background, that `entry` (which it made) will never be
+        delivered; a failure there is logged (the record's `Failed` stands)."""
+        stage = self._undelivered_stage
+        if stage is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._tell_undelivered(stage, entry))
+        self._undelivered_calls.add(task)
+        task.add_done_callback(self._undelivered_calls.discard)
+
+    @staticmethod
+    async def _tell_undelivered(stage: PayloadStage, entry: dict[str, Any]) -> None:
+        try:
+            await stage.undelivered(entry)
+        except Exception as exc:
+            log.warning("payload stage failed on an undelivered entry: %r", exc)
 
     async def destination(self, queue: str) -> tuple[str, QueueTraits]:
         """URL and traits of `queue` (a URL or a name, as configured), found once and cached."""
@@ -224,7 +255,22 @@ class Engine:
                 why = f"message #{staged.index} was {failed.code}"
                 ledger.halt(accumulator.queue_url, staged.entry.get("MessageGroupId"), why)
             return failed
-        return self.admit(staged.record, staged.index, ledger, accumulator, outcome)
+        admitted = self.admit(staged.record, staged.index, ledger, accumulator, outcome)
+        if self._undelivered_stage is not None and isinstance(outcome, Mapping):
+            if isinstance(admitted, Failed):
+                self.undelivered(dict(outcome))
+            else:
+                admitted.undelivered = self.undelivered
+        return admitted
+
+    def abandoned(self, staged: Staged) -> None:
+        """`staged` will not be admitted (its send ended first): if the stage had already
+        made its entry, the stage hears it was not delivered."""
+        task = staged.task
+        if task is not None and task.done() and not task.cancelled():
+            entry = None if task.exception() is not None else task.result()
+            if isinstance(entry, Mapping):
+                self.undelivered(dict(entry))
 
 
 def rejected(record: Any, index: int, rejection: Rejection) -> Failed:

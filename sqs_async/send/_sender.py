@@ -273,6 +273,7 @@ class SqsSender(AsyncResource):
         self._engine.dispatcher.expire(ledger)
         if staging is not None:
             for staged in staging.cancel():
+                self._engine.abandoned(staged)
                 ledger.fail(too_late(staged.record, staged.index, deadline))
             ledger.wake()
 

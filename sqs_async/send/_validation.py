@@ -102,6 +102,17 @@ def prepare(
     return OutgoingMessage(record=record, index=index, fields=fields, size=size)
 
 
+def message_size(entry: Mapping[str, Any]) -> int | None:
+    """The size of `entry` (a mapping of entry fields) as SQS counts it, as `prepare` counts
+    it, or None when it is not a valid message (`prepare` says why)."""
+    try:
+        return _body_size(entry.get("MessageBody")) + _attributes_size(
+            entry.get("MessageAttributes")
+        )
+    except _Invalid:
+        return None
+
+
 def _entry_fields(record: Any) -> dict[str, Any]:
     if isinstance(record, str):
         return {"MessageBody": record}
