@@ -24,6 +24,8 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from sqs_async.offload import FLAGS, add_flags, offload_from
+
 SECRET_FLAGS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 
 _vault: dict[str, str] = {}
@@ -110,9 +112,12 @@ class SqsOptions(PipelineOptions):
         parser.add_argument(
             "--disable_ssl", action="store_true", default=False, help="use http, not https"
         )
+        # Large messages through S3 (`sqs_async.offload`): --s3_bucket, --s3_threshold, ...
+        add_flags(parser.add_argument, "_")
 
     def sender_settings(self) -> dict[str, Any]:
-        """These flags as `SenderConfig` keywords, secrets revealed; unset flags left out.
+        """These flags as `SenderConfig` keywords, secrets revealed; unset flags left out;
+        the `--s3_*` flags as one `payload_stage` (an `S3Offload`).
 
         A secret that reached the options unmasked (given as a keyword,
         `PipelineOptions(flags, aws_secret_access_key=...)`, or parsed by another package's
@@ -132,4 +137,7 @@ class SqsOptions(PipelineOptions):
         }
         if view.disable_ssl:
             settings["use_ssl"] = False
+        settings["payload_stage"] = offload_from(
+            {f"s3_{flag.field}": getattr(view, f"s3_{flag.field}") for flag in FLAGS}
+        )
         return {key: value for key, value in settings.items() if value is not None}

@@ -180,6 +180,7 @@ CODES: dict[str, Code] = {
     "ProxyConnectionError": Code(_RETRYABLE, _NO_ANSWER),
     "SSLError": Code(_RETRYABLE, _NO_ANSWER),
     "HTTPClientError": Code(_RETRYABLE, _NO_ANSWER),
+    "TimeoutError": Code(_RETRYABLE, _NO_ANSWER),  # an S3 transfer that outlived its bound
     # An entry SQS did not report on: retried like a transient failure.
     MISSING_RESULT: Code(_RETRYABLE),
     # The receipt handle no longer names a message we hold.
@@ -309,6 +310,7 @@ def explain(
             f"{service} endpoint, and the {'queue URL' if service == 'SQS' else 'bucket'}"
         )
     else:
-        hint = "check the endpoint, the region and the queue"
+        hint = f"check the endpoint, the region and the {'queue' if service == 'SQS' else 'bucket'}"
     detail = detail.replace(" (reached max retries: 0)", "")  # botocore's retries are off
+    detail = detail or "no answer in time"
     return f"{service} refused requests to {queue}: {code}: {detail} ({hint})"

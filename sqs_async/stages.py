@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from .wire import QueueTraits
 
 
-class Discard(Exception):  # noqa: N818 (a signal, not an error)
+class Discard(Exception):
     """Raised by `incoming`: delete this message rather than hand it out (the text says why;
     the receiver logs it)."""
 

@@ -20,6 +20,7 @@ from .._version import __version__
 from ..config import ReceiverConfig
 from ..defaults import MAX_IN_FLIGHT, MAX_VISIBILITY_SECONDS, MAX_WAIT_SECONDS
 from ..errors import SqsAsyncError
+from ..offload import add_flags
 from ..retry import RetryPolicy
 from .common import CliError, Status
 from .local import command_local
@@ -124,6 +125,13 @@ def _queue_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
 
 
+def _offload_arguments(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group(
+        "large messages", "bodies over the queue's limit through S3, as AWS's extended clients do"
+    )
+    add_flags(group.add_argument, "-")
+
+
 def parser() -> argparse.ArgumentParser:
     main = _Parser(
         prog="sqs-async",
@@ -163,6 +171,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--overwrite", action="store_true", help="replace a --failed file that holds data"
     )
+    _offload_arguments(send)
     send.set_defaults(run=command_send)
     receive = commands.add_parser(
         "receive",
@@ -200,6 +209,7 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_VISIBILITY,
         help="seconds a message is hidden while held",
     )
+    _offload_arguments(receive)
     receive.set_defaults(run=command_receive)
     local = commands.add_parser(
         "local",

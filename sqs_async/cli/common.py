@@ -3,6 +3,7 @@ arguments."""
 
 from __future__ import annotations
 
+import argparse
 import enum
 import os
 from contextlib import AsyncExitStack
@@ -10,6 +11,7 @@ from typing import IO, Any
 
 from ..config import ConnectionConfig
 from ..errors import Kind, classify, error_code, is_transient, refusal
+from ..offload import S3Offload, offload_from
 from ..retry import RetryPolicy, default_sleep
 from ..wire import open_client
 
@@ -31,6 +33,15 @@ class CliError(Exception):
 
 def queue_settings(queue: str) -> dict[str, str]:
     return {"queue_url": queue} if "://" in queue else {"queue_name": queue}
+
+
+def offload_stage(args: argparse.Namespace) -> S3Offload | None:
+    """The `--s3-*` flags' stage (None without `--s3-bucket`); a setting that cannot work is
+    a usage mistake."""
+    try:
+        return offload_from(vars(args))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def check_output(path: str, overwrite: bool, *, reading: str | None = None) -> None:

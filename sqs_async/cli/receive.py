@@ -15,7 +15,14 @@ from typing import IO, Any
 
 from ..defaults import MAX_BATCH_ENTRIES
 from ..receive import ReceivedMessage, SqsReceiver
-from .common import Status, check_output, check_queue_url, open_output, queue_settings
+from .common import (
+    Status,
+    check_output,
+    check_queue_url,
+    offload_stage,
+    open_output,
+    queue_settings,
+)
 from .report import SHOWN_FAILURES
 
 
@@ -82,6 +89,7 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
             region_name=args.region,
             wait_time_seconds=args.wait,
             visibility_timeout=args.visibility_timeout,
+            payload_stage=offload_stage(args),
             poll_on_open=False,
         ) as receiver:
 
@@ -151,6 +159,7 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
 
 
 def command_receive(args: argparse.Namespace) -> int:
+    offload_stage(args)  # a mistake in the --s3-* flags, before anything is written
     if args.output != "-":
         check_output(args.output, args.overwrite)
     output = Output(args.output)

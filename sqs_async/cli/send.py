@@ -23,6 +23,7 @@ from .common import (
     Status,
     check_output,
     check_queue_url,
+    offload_stage,
     open_output,
     queue_settings,
 )
@@ -206,10 +207,12 @@ def producer_settings(args: argparse.Namespace) -> dict[str, Any]:
         "region_name": args.region,
         "max_in_flight": args.max_in_flight,
         "max_trials": args.max_trials,
+        "payload_stage": offload_stage(args),
     }
 
 
 def command_send(args: argparse.Namespace) -> int:
+    offload_stage(args)  # a mistake in the --s3-* flags, before anything is read
     if args.file == "-":
         source: IO[bytes] = sys.stdin.buffer
     else:

@@ -11,8 +11,10 @@ message is handed out. See `S3Offload` for the settings and the README's "Large 
     S3Pointer, read_pointer   the pointer body: where a payload is, and reading one
     original_receipt_handle   the SQS handle inside one AWS's extended clients marked
     marked_receipt_handle     a handle marked as those clients mark it
+    FLAGS, add_flags, offload_from   the settings as flags (command line, Beam options)
 """
 
+from ._flags import FLAGS, add_flags, offload_from
 from ._pointer import (
     LEGACY_POINTER_CLASS,
     LEGACY_SIZE_ATTRIBUTE,
@@ -26,6 +28,7 @@ from ._pointer import (
 from ._stage import OffloadCounts, OffloadRefused, S3Offload
 
 __all__ = [
+    "FLAGS",
     "LEGACY_POINTER_CLASS",
     "LEGACY_SIZE_ATTRIBUTE",
     "POINTER_CLASS",
@@ -34,7 +37,9 @@ __all__ = [
     "OffloadRefused",
     "S3Offload",
     "S3Pointer",
+    "add_flags",
     "marked_receipt_handle",
+    "offload_from",
     "original_receipt_handle",
     "read_pointer",
 ]

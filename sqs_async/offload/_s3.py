@@ -2,7 +2,10 @@
 of the engine that opened it, every call retried by the engine's `RetryPolicy` and throttled
 as the sender is.
 
-Transfers share an adaptive limit (`AdaptiveLimit`, as the dispatcher's requests do): at most
+Every attempt is bounded in time: the connection's request timeout, plus a second per MB
+moved (an upload waits on no read timeout, and a server that never answers an
+`Expect: 100-continue` would hold it forever). Transfers share an adaptive limit
+(`AdaptiveLimit`, as the dispatcher's requests do): at most
 `concurrent_transfers` at once, halved when S3 throttles (`SlowDown`, 503) and grown back as
 calls succeed. A call that fails for good raises the `SqsClientError` (or, transient,
 `SqsUnavailableError`) that `errors.refusal` words for S3, naming the object and, for access
@@ -26,6 +29,9 @@ from ..send._concurrency import AdaptiveLimit
 from ._pointer import S3Pointer
 
 T = TypeVar("T")
+
+# Slower than this, a transfer counts as stuck (its attempt times out and is retried).
+SLOWEST_BYTES_PER_SECOND = 1_000_000
 
 
 async def open_s3_client(
@@ -72,9 +78,11 @@ class S3Transfers:
         sleep: Sleep,
         concurrent_transfers: int,
         kms_key_id: str | None,
+        request_timeout: float,
     ) -> None:
         self._client = client
         self._retry = retry
+        self._request_timeout = request_timeout
         self._sleep = sleep
         self._kms_key_id = kms_key_id
         self.limit = AdaptiveLimit(concurrent_transfers)
@@ -90,7 +98,7 @@ class S3Transfers:
                 Bucket=pointer.bucket, Key=pointer.key, Body=payload, **extra
             )
 
-        await self._call(put, pointer, "store")
+        await self._call(put, pointer, "store", len(payload))
 
     async def get(self, pointer: S3Pointer) -> bytes:
         async def get() -> bytes:
@@ -99,21 +107,29 @@ class S3Transfers:
                 data: bytes = await body.read()
             return data
 
-        return await self._call(get, pointer, "fetch")
+        return await self._call(get, pointer, "fetch", None)
 
     async def delete(self, pointer: S3Pointer) -> None:
         async def delete() -> None:
             await self._client.delete_object(Bucket=pointer.bucket, Key=pointer.key)
 
-        await self._call(delete, pointer, "delete")
+        await self._call(delete, pointer, "delete", 0)
 
-    async def _call(self, call: Callable[[], Awaitable[T]], pointer: S3Pointer, work: str) -> T:
-        """`call`, each attempt in a slot of the limit, retried while transient."""
+    async def _call(
+        self, call: Callable[[], Awaitable[T]], pointer: S3Pointer, work: str, size: int | None
+    ) -> T:
+        """`call`, each attempt in a slot of the limit and bounded in time (`size`: bytes it
+        moves, None when unknown: a download, bounded by its read timeout per read), retried
+        while transient."""
+        limit = None
+        if size is not None:
+            limit = self._request_timeout + size / SLOWEST_BYTES_PER_SECOND
 
         async def attempt() -> T:
             sent_at = await self._acquire()
             try:
-                outcome = await call()
+                async with asyncio.timeout(limit):
+                    outcome = await call()
             except Exception as exc:
                 if is_congestion(exc):
                     self.limit.congested(sent_at)

@@ -36,7 +36,7 @@ _KEY_PREFIX = re.compile(r"[a-zA-Z0-9./_-]{0,988}")
 MISSING_PAYLOAD = ("leave", "delete")
 
 
-class OffloadRefused(SqsAsyncError):  # noqa: N818 (named for what happened to the record)
+class OffloadRefused(SqsAsyncError):
     """A record that cannot go through S3 as it is (its own fault): too many attributes for
     the reserved one, the reserved name already in use, or text UTF-8 cannot encode."""
 
@@ -112,6 +112,7 @@ class S3Offload(PayloadStage):
                 sleep=default_sleep,
                 concurrent_transfers=self.concurrent_transfers,
                 kms_key_id=self.kms_key_id,
+                request_timeout=connection.request_timeout,
             )
             yield OffloadSession(self, transfers)
 

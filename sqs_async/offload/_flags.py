@@ -1,0 +1,83 @@
+"""`S3Offload`'s settings as flags: one table, read by the command line (`--s3-bucket`, ...)
+and by the Beam pipeline options (`--s3_bucket`, ...), so both offer the same settings with
+the same words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._stage import MISSING_PAYLOAD, S3Offload
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One `S3Offload` field as a flag (`s3_` + the field's name)."""
+
+    field: str
+    help: str
+    kind: type = str
+    choices: tuple[str, ...] | None = None
+
+    def name(self, separator: str) -> str:
+        return "--" + f"s3_{self.field}".replace("_", separator)
+
+
+FLAGS = (
+    Flag("bucket", "S3 bucket for message bodies too large for the queue (turns offload on)"),
+    Flag(
+        "threshold",
+        "store bodies of messages over this many bytes (body and attributes) in S3 (default: "
+        "the queue's MaximumMessageSize)",
+        int,
+    ),
+    Flag("always", "store every message body in S3", bool),
+    Flag("key_prefix", "prefix of the S3 keys (a-z, A-Z, 0-9, '.', '/', '_', '-')"),
+    Flag(
+        "legacy_attribute",
+        "mark stored messages with SQSLargePayloadSize (the Java library's default), not "
+        "ExtendedPayloadSize",
+        bool,
+    ),
+    Flag("kms_key_id", "encrypt stored bodies with this KMS key (SSE-KMS)"),
+    Flag("cleanup", "delete a body's S3 object after its message is deleted", bool),
+    Flag(
+        "missing_payload",
+        "a message whose S3 object is gone: leave it to come back (and reach the dead-letter "
+        "queue), or delete it (default: leave)",
+        str,
+        MISSING_PAYLOAD,
+    ),
+    Flag("endpoint_url", "S3 endpoint (default: the SQS endpoint given, else AWS's)"),
+)
+
+
+def add_flags(add_argument: Callable[..., Any], separator: str) -> None:
+    """Add every flag with `add_argument` (an argparse parser's or group's), its words joined
+    by `separator` ("-" on the command line, "_" in Beam's options)."""
+    for flag in FLAGS:
+        if flag.kind is bool:
+            add_argument(flag.name(separator), action="store_true", default=False, help=flag.help)
+        else:
+            add_argument(flag.name(separator), type=flag.kind, choices=flag.choices, help=flag.help)
+
+
+def offload_from(values: Mapping[str, Any]) -> S3Offload | None:
+    """The `S3Offload` the flag values (keyed `s3_<field>`) ask for, None when no bucket is
+    given. Raises ValueError, naming the flag in `--s3-...` form, for a setting without a
+    bucket or a value `S3Offload` refuses."""
+    given = {
+        flag.field: values[f"s3_{flag.field}"]
+        for flag in FLAGS
+        if values.get(f"s3_{flag.field}") not in (None, False)
+    }
+    if "bucket" not in given:
+        if given:
+            names = [flag.name("-") for flag in FLAGS if flag.field in given]
+            verb = "needs" if len(names) == 1 else "need"
+            raise ValueError(
+                f"{' and '.join(names)} {verb} --s3-bucket, the bucket to store bodies in"
+            )
+        return None
+    return S3Offload(**given)
