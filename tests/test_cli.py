@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
-from sqs_async.testing import LocalSqsServer
+from sqs_async.testing import LOCAL_CREDENTIALS, LocalSqsServer
 
 from .conftest import make_queue, stored_bodies, wait_until_visible
 
@@ -419,3 +420,43 @@ def test_ctrl_c_on_receive_delete_deletes_every_line_written(
     assert f"received {len(written)}, deleted {len(written)} (interrupted)" in stderr
     left = [body for body, _ in stored_bodies(queue_url)]
     assert sorted(written + left) == sorted(f"m{i}" for i in range(300))
+
+
+def test_large_lines_go_through_s3_both_ways(
+    server: LocalSqsServer, sync_client: Any, tmp_path: Path
+) -> None:
+    queue_url = make_queue(sync_client)
+    s3 = boto3.client("s3", endpoint_url=server.endpoint_url, **LOCAL_CREDENTIALS)
+    s3.create_bucket(Bucket="cli-payloads")
+    bodies = [f"{i} " + "é" * (3 * 1024 * 1024) for i in range(3)] + ["small"]
+    messages = tmp_path / "messages.jsonl"
+    messages.write_text("".join(json.dumps(body) + "\n" for body in bodies), encoding="utf-8")
+    common = ["--endpoint-url", server.endpoint_url, "--region", "us-east-1"]
+    offload = ["--s3-bucket", "cli-payloads"]
+
+    sent = run_cli("send", queue_url, str(messages), *common, *offload)
+    assert sent.returncode == 0, sent.stderr
+    assert s3.list_objects_v2(Bucket="cli-payloads")["KeyCount"] == 3
+
+    received = run_cli(
+        "receive",
+        queue_url,
+        "--until-empty",
+        "--delete",
+        "--wait",
+        "1",
+        *common,
+        *offload,
+        "--s3-cleanup",
+    )
+    assert received.returncode == 0, received.stderr
+    lines = [json.loads(line) for line in received.stdout.splitlines()]
+    assert sorted(line["Body"] for line in lines) == sorted(bodies)
+    assert sum("PayloadLocation" in line for line in lines) == 3
+    assert s3.list_objects_v2(Bucket="cli-payloads")["KeyCount"] == 0
+
+    mistake = run_cli("receive", queue_url, *common, "--s3-cleanup")
+    assert mistake.returncode == 2 and "Traceback" not in mistake.stderr
+    assert mistake.stderr.strip() == (
+        "error: --s3-cleanup needs --s3-bucket, the bucket to store bodies in"
+    )
