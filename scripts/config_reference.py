@@ -2,9 +2,10 @@
 
     python scripts/config_reference.py
 
-Names and defaults come from `SenderConfig`, `ReceiverConfig`, the signatures of `SqsSender`,
-`SqsProducer`, `WriteToSqs`, `SqsReceiver` and `ReadFromSqs`, and the CLI's parser;
-descriptions come from DESCRIPTIONS below. A test checks that the README holds exactly this
+Names and defaults come from `SenderConfig`, `ReceiverConfig`, `S3Offload`, the signatures of
+`SqsSender`, `SqsProducer`, `WriteToSqs`, `SqsReceiver` and `ReadFromSqs`, and the CLI's
+parser; descriptions come from DESCRIPTIONS below (those of `S3Offload` and its flags from
+`sqs_async.offload.FLAGS`). A test checks that the README holds exactly this
 output, and that every option has a description.
 """
 
@@ -20,6 +21,12 @@ from beam_adapter import ReadFromSqs, WriteToSqs
 from sqs_async import ReceiverConfig, SenderConfig, SqsProducer, SqsReceiver, SqsSender
 from sqs_async.cli import parser as cli_parser
 from sqs_async.config import ConnectionConfig
+from sqs_async.offload import FLAGS, S3Offload
+
+# S3Offload's fields, and their flags (`--s3-bucket`, `--s3_bucket`), described once.
+OFFLOAD = {f"offload {flag.field}": flag.help for flag in FLAGS} | {
+    f"s3-{flag.field.replace('_', '-')}": flag.help for flag in FLAGS
+}
 
 DESCRIPTIONS = {
     "queue_url": "URL of the queue (give this or `queue_name`), or a function of the record "
@@ -127,7 +134,7 @@ DESCRIPTIONS = {
     "receive overwrite": "replace an `--output` file that holds data (refused otherwise)",
     "detach": "run in the background; return once the server is ready",
     "stop": "stop the server that `--detach` started on `--port`",
-}
+} | OFFLOAD
 
 
 def _config_rows(cls: Any, skip: set[str] = set()) -> Iterator[tuple[str, str]]:  # noqa: B006
@@ -136,8 +143,10 @@ def _config_rows(cls: Any, skip: set[str] = set()) -> Iterator[tuple[str, str]]:
             continue
         if field.default is not dataclasses.MISSING:
             yield field.name, f"`{field.default!r}`"
+        elif field.default_factory is not dataclasses.MISSING:
+            yield field.name, f"`{field.default_factory.__name__}()`"
         else:
-            yield field.name, "`RetryPolicy()`"
+            yield field.name, "required"
 
 
 def _signature_rows(callable_: Any, skip: set[str]) -> Iterator[tuple[str, str]]:
@@ -197,6 +206,12 @@ def reference() -> str:
     )
     lines += table("SqsReceiver", _signature_rows(SqsReceiver.__init__, {"self"}), "receiver")
     lines += table("ReadFromSqs", _signature_rows(ReadFromSqs.__init__, {"self"}), "read")
+    lines += table(
+        "S3Offload fields (`payload_stage=S3Offload(...)`; command line `--s3-<field>`, Beam "
+        "pipeline options `--s3_<field>`)",
+        _config_rows(S3Offload),
+        "offload",
+    )
     lines += [
         "**sqs-async command line**",
         "",

@@ -17,7 +17,8 @@ Public API::
 
 Also public: `sqs_async.defaults` (SQS's limits and the engine's defaults), `sqs_async.errors`
 (the exception tree and the table of error codes), `sqs_async.results` (outcomes, and the
-counters declared once for reports), `sqs_async.checks` (the checks of settings,
+counters declared once for reports), `sqs_async.offload` (large messages through S3, in AWS's
+extended-client format: `S3Offload`), `sqs_async.checks` (the checks of settings,
 for adapters such as `beam_adapter`), `sqs_async.wire` (the client interfaces),
 `sqs_async.testing.LocalSqsServer` (an SQS-compatible server on 127.0.0.1, moto's:
 `pip install 'sqs-async[local]'`) and `sqs_async.cli`. Modules whose names start with `_`, in

@@ -49,3 +49,10 @@ def test_routing_pipeline_example() -> None:
     out = run_example("routing_pipeline.py", "--local").splitlines()
     assert {"signup-events: 10 messages", "login-events: 10 messages"} <= set(out)
     assert "ledger.fifo: 30 messages" in out
+
+
+def test_large_messages_example() -> None:
+    out = run_example("large_messages.py").splitlines()
+    assert out[0] == "sent 2, failed 0"
+    assert any(line.startswith("3,600,000 characters, from s3://my-payloads/") for line in out)
+    assert "24 characters, from SQS" in out and out[-1] == "objects left in the bucket: 0"

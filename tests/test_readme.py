@@ -124,6 +124,7 @@ EXAMPLE_OUTPUT = {
     "producer_demo.py": r"^100 messages in the queue$",
     "dead_letter_pipeline.py": r"^orders-dead-letters: 1 messages$",
     "routing_pipeline.py": r"^ledger\.fifo: 30 messages$",
+    "large_messages.py": r"^objects left in the bucket: 0$",
 }
 # Examples that run without end: a test starts and stops them (not run again here).
 UNENDING = {"streaming_pipeline.py": "test_beam_source.py"}

@@ -125,11 +125,11 @@ def _queue_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--region", help="AWS region (default: the standard AWS configuration)")
 
 
-def _offload_arguments(command: argparse.ArgumentParser) -> None:
+def _offload_arguments(command: argparse.ArgumentParser, side: str) -> None:
     group = command.add_argument_group(
         "large messages", "bodies over the queue's limit through S3, as AWS's extended clients do"
     )
-    add_flags(group.add_argument, "-")
+    add_flags(group.add_argument, "-", side)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -171,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--overwrite", action="store_true", help="replace a --failed file that holds data"
     )
-    _offload_arguments(send)
+    _offload_arguments(send, "send")
     send.set_defaults(run=command_send)
     receive = commands.add_parser(
         "receive",
@@ -209,7 +209,7 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_VISIBILITY,
         help="seconds a message is hidden while held",
     )
-    _offload_arguments(receive)
+    _offload_arguments(receive, "receive")
     receive.set_defaults(run=command_receive)
     local = commands.add_parser(
         "local",
