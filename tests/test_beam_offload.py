@@ -14,6 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from botocore.config import Config
 
 from beam_adapter import ReadFromSqs, WriteToSqs
+from sqs_async.offload import S3Offload
 from sqs_async.testing import LOCAL_CREDENTIALS, LocalSqsServer
 
 from .conftest import options, queue_counts
@@ -36,16 +37,28 @@ def test_large_records_through_write_to_sqs_and_read_from_sqs(
     )
     s3.create_bucket(Bucket=BUCKET)
     with beam.Pipeline(options=options(server, f"--s3_bucket={BUCKET}")) as p:
-        written = p | beam.Create(RECORDS) | WriteToSqs(queue_url=queue_url)
-        assert_that(written[WriteToSqs.FAILED_OUTPUT], equal_to([]))
+        records = p | beam.Create(RECORDS)
+        written = records | WriteToSqs(queue_url=queue_url)
+        assert_that(written[WriteToSqs.FAILED_OUTPUT], equal_to([]), label="none failed")
+        # A stage given explicitly wins over the options: its bucket does not exist.
+        missing = records | "ToMissing" >> WriteToSqs(
+            queue_url=queue_url, payload_stage=S3Offload(bucket="no-such-bucket")
+        )
+        assert_that(
+            missing[WriteToSqs.FAILED_OUTPUT] | beam.Map(lambda pair: (pair[0], pair[1]["Code"])),
+            equal_to([(record, "NoSuchBucket") for record in RECORDS[:3]]),
+            label="the large ones failed",
+        )
     assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 3
 
     with beam.Pipeline(options=options(server, f"--s3_bucket={BUCKET}", "--s3_cleanup")) as p:
-        read = p | ReadFromSqs(queue_url=queue_url, max_messages=len(RECORDS), wait_time_seconds=1)
+        read = p | ReadFromSqs(
+            queue_url=queue_url, max_messages=len(RECORDS) + 1, wait_time_seconds=1
+        )
         assert_that(
             read
             | beam.Map(lambda r: (r["Body"], r.get("PayloadLocation", "").startswith("s3://"))),
-            equal_to([(record, record != "small") for record in RECORDS]),
+            equal_to([(record, record != "small") for record in [*RECORDS, "small"]]),
         )
     assert queue_counts(sync_client, queue_url) == (0, 0)
     assert s3.list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0

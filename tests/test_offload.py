@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ReadTimeoutError
 
-from sqs_async import SqsProducer, SqsReceiver, SqsSender
+from sqs_async import RetryPolicy, SqsProducer, SqsReceiver, SqsSender
 from sqs_async.offload import (
     LEGACY_POINTER_CLASS,
     POINTER_CLASS,
@@ -29,10 +29,11 @@ from sqs_async.offload import (
     original_receipt_handle,
     read_pointer,
 )
+from sqs_async.offload._s3 import S3Transfers
 from sqs_async.testing import LOCAL_CREDENTIALS, LocalSqsServer
 
 from .conftest import drain, make_queue, queue_counts
-from .faults import FaultyClient
+from .faults import FaultyClient, client_error, no_sleep
 
 BUCKET = "payloads"
 BIG = "größer ✓ " * 350_000  # 3.85 MB of UTF-8: over SQS's 1 MiB
@@ -398,3 +399,59 @@ async def test_a_record_that_cannot_carry_the_reserved_attribute_fails_before_an
     ]
     assert "at most 9" in result.failed[0].message and "reserved" in result.failed[1].message
     assert stored(s3) == {}
+
+
+# The S3 calls, on a stub client (no server): bounded, and slowed by S3's throttling
+
+
+class _StubS3:
+    """Answers put_object after a loop turn, `SlowDown` for the first `throttled` calls."""
+
+    def __init__(self, throttled: int = 0) -> None:
+        self.throttled = throttled
+        self.calls = 0
+        self.in_flight = 0
+        self.peak = 0
+        self.in_flight_at_start: list[int] = []
+
+    async def put_object(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self.in_flight_at_start.append(self.in_flight)
+        try:
+            await asyncio.sleep(0)
+            if self.calls <= self.throttled:
+                raise client_error("SlowDown", 503, "PutObject")
+            return {}
+        finally:
+            self.in_flight -= 1
+
+
+def _transfers(client: _StubS3, concurrent: int) -> S3Transfers:
+    return S3Transfers(
+        client,
+        retry=RetryPolicy(max_trials=5),
+        sleep=no_sleep,
+        concurrent_transfers=concurrent,
+        kms_key_id=None,
+        request_timeout=10,
+    )
+
+
+async def test_transfers_are_bounded() -> None:
+    client = _StubS3()
+    transfers = _transfers(client, concurrent=4)
+    await asyncio.gather(*(transfers.put(S3Pointer("b", str(n)), b"x") for n in range(40)))
+    assert client.calls == 40 and client.peak == 4
+
+
+async def test_s3_throttling_halves_the_transfers_and_is_retried() -> None:
+    paces = []
+    for throttled in (0, 8):  # none; the first round of 8
+        client = _StubS3(throttled=throttled)
+        transfers = _transfers(client, concurrent=8)
+        await asyncio.gather(*(transfers.put(S3Pointer("b", str(n)), b"x") for n in range(24)))
+        assert client.calls == 24 + throttled  # each throttled put retried once
+        paces.append(max(client.in_flight_at_start[8:16]))  # the round after the first
+    assert paces == [8, 4]  # halved after the throttled round

@@ -114,12 +114,17 @@ class S3Offload(PayloadStage):
                 kms_key_id=self.kms_key_id,
                 request_timeout=connection.request_timeout,
             )
-            yield OffloadSession(self, transfers)
+            session = OffloadSession(self, transfers)
+            try:
+                yield session
+            finally:
+                if session.counts != OffloadCounts():
+                    log.info("S3 offload of bucket %s: %s", self.bucket, session.counts)
 
 
 @dataclass
 class OffloadCounts:
-    """What one session did (logged when it closes)."""
+    """What one session did (logged at info when it closes, if it did anything)."""
 
     stored: int = 0
     fetched: int = 0
