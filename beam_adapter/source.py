@@ -368,7 +368,9 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
             runtime.run(receiver.release(batch[len(claimed) :]))
         if claimed and self.read.delete_after == "commit":
             _deletes.expect(part)
-            finalizer.register(lambda: self._delete(claimed, part))
+            # Held for the finalization without the bodies fetched from S3 (emitted below).
+            to_delete = [message.without_payload() for message in claimed]
+            finalizer.register(lambda: self._delete(to_delete, part))
 
         current = watermark.current_watermark()
         watermark.set_watermark(

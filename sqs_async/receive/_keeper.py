@@ -82,6 +82,8 @@ class Keeper:
         held = self._held.get(message.receipt_handle)
         if held is not None:
             held.handed_out = True
+            if message.payload_location is not None:  # the caller has the body now
+                held.message = message.without_payload()
         return message
 
     def drop(self, messages: Iterable[ReceivedMessage]) -> None:

@@ -5,7 +5,7 @@ Plain values: no I/O, no asyncio.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import SqsAsyncError
@@ -36,6 +36,11 @@ class ReceivedMessage:
             message_attributes=dict(raw.get("MessageAttributes") or {}),
             md5_of_body=str(raw.get("MD5OfBody", "")),
         )
+
+    def without_payload(self) -> ReceivedMessage:
+        """This message without the body a payload stage fetched (`payload_location` set),
+        for what only acks it: a held large body is not kept twice. Otherwise itself."""
+        return self if self.payload_location is None else replace(self, body="")
 
     @property
     def sent_timestamp(self) -> float | None:
