@@ -50,9 +50,9 @@ def check_number(
         kind = "an int" if integer else "a number"
         raise TypeError(f"{name} must be {kind}, got {value!r}")
     bounds = [
-        f">= {low:g}" if low is not None else "",
-        f"> {above:g}" if above is not None else "",
-        f"<= {high:g}" if high is not None else "",
+        f">= {_shown(low)}" if low is not None else "",
+        f"> {_shown(above)}" if above is not None else "",
+        f"<= {_shown(high)}" if high is not None else "",
     ]
     if (
         (low is not None and value < low)
@@ -60,3 +60,8 @@ def check_number(
         or (high is not None and value > high)
     ):
         raise ValueError(f"{name} must be {' and '.join(b for b in bounds if b)}, got {value!r}")
+
+
+def _shown(bound: float) -> str:
+    """A bound as a person reads it: 1048576, not 1.04858e+06."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"

@@ -30,7 +30,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
 from botocore.retries.standard import (
     RetryContext,
     ThrottledRetryableChecker,
@@ -267,6 +273,16 @@ def may_have_been_accepted(exc: BaseException) -> bool:
     """The request may have reached SQS before it failed: retrying it may duplicate messages
     (on a standard queue; a FIFO queue deduplicates within 5 minutes)."""
     return isinstance(exc, TimeoutError | ReadTimeoutError | ConnectionClosedError)
+
+
+def never_reached(exc: BaseException) -> bool:
+    """The request surely was not taken: the server answered it with a refusal (4xx), or no
+    connection was made. After anything else (a 5xx, a reset or timeout once sent), the
+    messages it carried may have been accepted."""
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and 400 <= status < 500
+    return isinstance(exc, ConnectTimeoutError)
 
 
 def refusal(

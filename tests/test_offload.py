@@ -16,9 +16,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
 from sqs_async import RetryPolicy, SqsProducer, SqsReceiver, SqsSender
+from sqs_async.errors import never_reached
 from sqs_async.offload import (
     LEGACY_POINTER_CLASS,
     POINTER_CLASS,
@@ -112,6 +113,12 @@ def test_settings_are_checked_and_flags_need_a_bucket() -> None:
         S3Offload(bucket=BUCKET, key_prefix="bad prefix!")
     with pytest.raises(ValueError, match="missing_payload"):
         S3Offload(bucket=BUCKET, missing_payload="ignore")
+    for prefix in ("/abs", ".hidden", "a/../b"):  # as the Java library refuses them
+        with pytest.raises(ValueError, match="key_prefix"):
+            S3Offload(bucket=BUCKET, key_prefix=prefix)
+    assert offload_from({"s3_bucket": "b", "s3_threshold": 0}) == S3Offload(bucket="b", threshold=0)
+    with pytest.raises(ValueError, match=r"^--s3-concurrent-transfers must be >= 1, got 0$"):
+        offload_from({"s3_bucket": "b", "s3_concurrent_transfers": 0})
     with pytest.raises(ValueError, match="--s3-always and --s3-cleanup need --s3-bucket"):
         offload_from({"s3_cleanup": True, "s3_always": True})
     assert offload_from({"s3_bucket": None, "s3_cleanup": False}) is None
@@ -363,21 +370,106 @@ async def test_the_object_of_a_pointer_that_fails_for_good_is_deleted(
     assert stored(s3) == {}  # deleted by the time the sender closed
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        ReadTimeoutError(endpoint_url="http://127.0.0.1"),
+        EndpointConnectionError(endpoint_url="http://127.0.0.1"),  # also a reset once sent
+        client_error("InternalError", 500),
+    ],
+    ids=["timeout", "connection", "5xx"],
+)
 async def test_the_object_is_kept_when_the_pointer_may_have_reached_sqs(
-    settings: dict[str, Any], sync_client: Any, s3: Any
+    settings: dict[str, Any], sync_client: Any, s3: Any, error: Exception
 ) -> None:
     queue_url = make_queue(sync_client)
-    timeout = ReadTimeoutError(endpoint_url="http://127.0.0.1")
     async with SqsSender(
         queue_url=queue_url,
         payload_stage=S3Offload(bucket=BUCKET),
-        client_wrapper=lambda inner: FaultyClient(inner, request_fault=lambda n: timeout),
+        client_wrapper=lambda inner: FaultyClient(inner, request_fault=lambda n: error),
         max_trials=1,
         **settings,
     ) as sender:
         result = await sender.send([BIG])
-    assert [f.code for f in result.failed] == ["ReadTimeoutError"]
+    assert [f.index for f in result.failed] == [0]
     assert len(stored(s3)) == 1  # it may be delivered: its payload must stay
+
+
+def test_what_surely_never_reached_sqs() -> None:
+    assert never_reached(client_error("ThrottlingException", 400))
+    assert never_reached(ConnectTimeoutError(endpoint_url="http://127.0.0.1"))
+    for error in (
+        client_error("InternalError", 500),
+        ReadTimeoutError(endpoint_url="http://127.0.0.1"),
+        EndpointConnectionError(endpoint_url="http://127.0.0.1"),
+        TimeoutError(),
+    ):
+        assert not never_reached(error), error
+
+
+async def test_a_pointer_the_caller_sends_on_keeps_its_object_when_it_fails(
+    settings: dict[str, Any], sync_client: Any, s3: Any
+) -> None:
+    queue_url = make_queue(sync_client)
+    s3.put_object(Bucket=BUCKET, Key="shared", Body=b"payload")
+    forwarded = {
+        "MessageBody": S3Pointer(BUCKET, "shared").body,
+        "MessageAttributes": {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "7"}},
+    }
+    async with SqsSender(
+        queue_url=queue_url,
+        payload_stage=S3Offload(bucket=BUCKET),
+        client_wrapper=_refusing("InvalidParameterValue"),
+        **settings,
+    ) as sender:
+        result = await sender.send([forwarded])
+    assert [f.code for f in result.failed] == ["InvalidParameterValue"]
+    assert stored(s3) == {"shared": b"payload"}  # not ours to delete
+
+
+def _pointer_to(sync_client: Any, queue_url: str, bucket: str, key: str, **fields: Any) -> None:
+    sync_client.send_message(
+        QueueUrl=queue_url,
+        MessageBody=S3Pointer(bucket, key).body,
+        MessageAttributes={"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "7"}},
+        **fields,
+    )
+
+
+async def test_a_wrong_bucket_is_not_a_missing_payload_and_cleanup_stays_in_its_bucket(
+    settings: dict[str, Any], sync_client: Any, s3: Any
+) -> None:
+    queue_url = make_queue(sync_client)
+    s3.create_bucket(Bucket="elsewhere")
+    s3.put_object(Bucket="elsewhere", Key="k", Body=b"payload")
+    _pointer_to(sync_client, queue_url, "no-such-bucket", "k")
+    _pointer_to(sync_client, queue_url, "elsewhere", "k")
+    stage = S3Offload(bucket=BUCKET, missing_payload="delete", cleanup=True)
+    got, stats = await read_all(settings, queue_url, stage)
+    assert [(m.body, m.payload_location) for m in got] == [("payload", "s3://elsewhere/k")]
+    assert stats.discarded == 0 and stats.stage_failures == 1  # the wrong bucket's is kept
+    assert queue_counts(sync_client, queue_url) == (0, 1)
+    assert s3.get_object(Bucket="elsewhere", Key="k")["Body"].read() == b"payload"
+
+
+async def test_on_a_fifo_queue_a_group_waits_behind_a_message_not_handed_out(
+    settings: dict[str, Any], sync_client: Any, s3: Any
+) -> None:
+    queue_url = make_queue(sync_client, FifoQueue="true")
+    for n in range(3):
+        s3.put_object(Bucket=BUCKET, Key=f"k{n}", Body=f"payload {n}".encode())
+        _pointer_to(
+            sync_client,
+            queue_url,
+            BUCKET,
+            f"k{n}",
+            MessageGroupId="g",
+            MessageDeduplicationId=str(n),
+        )
+    s3.delete_object(Bucket=BUCKET, Key="k0")  # the first of the group cannot be fetched
+    got, stats = await read_all(settings, queue_url, S3Offload(bucket=BUCKET))
+    assert got == [] and stats.stage_failures == 1  # 1 and 2 do not overtake 0
+    assert queue_counts(sync_client, queue_url) == (0, 3)
 
 
 async def test_a_record_that_cannot_carry_the_reserved_attribute_fails_before_any_upload(

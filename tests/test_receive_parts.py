@@ -538,3 +538,15 @@ async def test_messages_a_stuck_stage_never_finished_are_released_not_handed_ove
         assert await receiver.stop_polling_and_take() == []
         assert client.handles("visibility") == ["rh-0", "rh-1"] and receiver.held == 0
         assert receiver.stats.stage_failures == 0
+
+
+class Large(Unwrap):
+    """A stage whose messages are large: the receiver keeps at most 2 ready."""
+
+    buffer_limit = 2
+
+
+async def test_a_stage_with_large_messages_bounds_the_buffer() -> None:
+    bounded, _, _ = polling_for(OpenPolls(), payload_stage=Large(), prefetch=100)
+    free, _, _ = polling_for(OpenPolls(), payload_stage=Unwrap(), prefetch=100)
+    assert (bounded.buffer.maxsize, free.buffer.maxsize) == (2, 100)

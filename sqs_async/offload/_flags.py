@@ -97,16 +97,23 @@ def offload_from(values: Mapping[str, Any]) -> S3Offload | None:
     given. Raises ValueError, naming the flag in `--s3-...` form, for a setting without a
     bucket or a value `S3Offload` refuses."""
     given = {
-        flag.field: values[f"s3_{flag.field}"]
+        flag.field: value
         for flag in FLAGS
-        if values.get(f"s3_{flag.field}") not in (None, False)
+        if (value := values.get(f"s3_{flag.field}")) is not None and value is not False
     }
     if "bucket" not in given:
         if given:
             names = [flag.name("-") for flag in FLAGS if flag.field in given]
             verb = "needs" if len(names) == 1 else "need"
             raise ValueError(
-                f"{' and '.join(names)} {verb} --s3-bucket, the bucket to store bodies in"
+                f"{' and '.join(names)} {verb} --s3-bucket (large messages through S3 are off "
+                "without it)"
             )
         return None
-    return S3Offload(**given)
+    try:
+        return S3Offload(**given)
+    except (TypeError, ValueError) as exc:  # worded with the field's name: give the flag's
+        flag = next((f for f in FLAGS if str(exc).startswith(f.field)), None)
+        if flag is None:
+            raise ValueError(str(exc)) from None
+        raise ValueError(flag.name("-") + str(exc).removeprefix(flag.field)) from None

@@ -31,8 +31,9 @@ from ._s3 import S3Transfers, open_s3_client
 
 log = logging.getLogger("sqs_async")
 
-# As the Java library allows: up to 988 characters from these.
-_KEY_PREFIX = re.compile(r"[a-zA-Z0-9./_-]{0,988}")
+# As the Java library allows: up to 988 characters from these, not starting with "." or "/",
+# without "..".
+_KEY_PREFIX = re.compile(r"(?![./])(?!.*\.\.)[a-zA-Z0-9./_-]{0,988}")
 MISSING_PAYLOAD = ("leave", "delete")
 
 
@@ -57,7 +58,8 @@ class S3Offload(PayloadStage):
     the message to come back after its visibility timeout (and to reach the queue's
     dead-letter queue through its redrive policy); "delete" deletes the message (as Java's
     `ignorePayloadNotFound`).
-    Delete: with `cleanup`, the object is deleted after the message is (off by default:
+    Delete: with `cleanup`, the object is deleted after the message is, when it is in
+    `bucket` (a pointer anyone may send cannot make a reader delete elsewhere; off by default:
     with SNS fan-out several queues' messages point at one object; an S3 lifecycle rule is
     the safe way to expire payloads).
     S3: the engine's connection settings (region, credentials, `verify`), at `endpoint_url`
@@ -84,7 +86,7 @@ class S3Offload(PayloadStage):
         if not isinstance(self.key_prefix, str) or not _KEY_PREFIX.fullmatch(self.key_prefix):
             raise ValueError(
                 "key_prefix must be at most 988 characters from a-z, A-Z, 0-9, '.', '/', '_' "
-                f"and '-', got {self.key_prefix!r}"
+                f"and '-', not start with '.' or '/', nor hold '..'; got {self.key_prefix!r}"
             )
         if self.threshold is not None:
             check_number(
@@ -144,6 +146,9 @@ class OffloadSession(PayloadStage):
 
     attribute_names = SIZE_ATTRIBUTES
 
+    def __post_init__(self) -> None:
+        self.buffer_limit = self.settings.concurrent_transfers  # bodies fetched: few at once
+
     async def outgoing(self, entry: dict[str, Any], queue: QueueTraits) -> dict[str, Any]:
         settings = self.settings
         size = message_size(entry)
@@ -192,7 +197,7 @@ class OffloadSession(PayloadStage):
         try:
             payload = await self.transfers.get(pointer)
         except SqsAsyncError as exc:
-            if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            if exc.code == "NoSuchKey":  # as Java's ignorePayloadNotFound: not a wrong bucket
                 self.counts.missing += 1
                 if self.settings.missing_payload == "delete":
                     raise Discard(str(exc)) from exc
@@ -209,7 +214,8 @@ class OffloadSession(PayloadStage):
     async def deleted(self, message: ReceivedMessage) -> None:
         if self.settings.cleanup and message.payload_location is not None:
             pointer = S3Pointer.from_location(message.payload_location)
-            await self._delete(pointer, "cleaned_up", "after its message was deleted")
+            if pointer.bucket == self.settings.bucket:
+                await self._delete(pointer, "cleaned_up", "after its message was deleted")
 
     async def _delete(self, pointer: S3Pointer, counter: str, why: str) -> None:
         try:

@@ -20,6 +20,7 @@ from ..config import ReceiverConfig
 from ..defaults import MAX_BATCH_ENTRIES
 from ..errors import error_code, refusal
 from ..retry import Sleep
+from ..stages import Discard
 from ..wire import SqsReceiveClient
 from ._keeper import Keeper
 from ._messages import ReceivedMessage, ReceiverStats
@@ -113,7 +114,10 @@ class Polling:
         if stage is not None and not {"All", ".*"} & set(names):
             names += [name for name in stage.attribute_names if name not in names]
         self._attribute_names = names
-        self.buffer = asyncio.Queue(maxsize=self._config.prefetch)
+        room = self._config.prefetch
+        if stage is not None and stage.buffer_limit is not None:
+            room = min(room, stage.buffer_limit)
+        self.buffer = asyncio.Queue(maxsize=room)
 
     @property
     def running(self) -> bool:
@@ -246,7 +250,9 @@ class Polling:
     async def _through_stage(self, received: list[ReceivedMessage]) -> list[ReceivedMessage]:
         """`received` through the stage's `incoming`: what to hand out. A message it failed
         on is held no longer (neither extended nor released: SQS gives it out again after its
-        visibility timeout); one it discarded is deleted."""
+        visibility timeout); one it discarded is deleted. On a FIFO queue, the messages of a
+        failed message's group that came after it are not handed out either (they come back
+        after it, in order)."""
         assert self._stage is not None
         task = asyncio.current_task()
         assert task is not None
@@ -256,13 +262,18 @@ class Polling:
         finally:
             self._staging.discard(task)
         ready, discarded = [], []
+        stopped: set[str | None] = set()  # FIFO groups with a failed message
+        fifo = self._queue_url.endswith(".fifo")
         for message, staged in zip(received, handed, strict=True):
-            if isinstance(staged, ReceivedMessage):
+            group = message.attributes.get("MessageGroupId") if fifo else None
+            if fifo and staged is None:
+                stopped.add(group)
+            if isinstance(staged, ReceivedMessage) and not (group in stopped or None in stopped):
                 self._keeper.staged(staged)
                 ready.append(staged)
             else:
                 self._keeper.drop([message])
-                if staged is not None:
+                if isinstance(staged, Discard):
                     discarded.append(message)
         if discarded:
             await self._discard(discarded)

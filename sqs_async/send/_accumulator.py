@@ -64,6 +64,12 @@ class Pending:
         # reached SQS (the payload stage's `undelivered`; None: no one to tell, or one did).
         self.undelivered: Callable[[dict[str, Any]], None] | None = None
 
+    def abandoned(self) -> None:
+        """It will not be sent again: tell `undelivered`, if it is still to be told."""
+        if self.undelivered is not None:
+            self.undelivered(self.fields)
+            self.undelivered = None
+
     def delivered(self, message_id: str, sequence_number: str | None) -> Delivered:
         return Delivered(
             record=self.message.record,
@@ -75,9 +81,7 @@ class Pending:
 
     def failed(self, *, sender_fault: bool, code: str | None = None, reason: str = "") -> Failed:
         """Failed with the last attempt's error, or with `code` and `reason` (for good)."""
-        if self.undelivered is not None:
-            self.undelivered(self.fields)
-            self.undelivered = None
+        self.abandoned()
         return Failed(
             record=self.message.record,
             index=self.message.index,

@@ -41,6 +41,7 @@ from ..errors import (
     is_congestion,
     kind_of,
     may_have_been_accepted,
+    never_reached,
     refusal,
 )
 from ..results import Failed, SendResult
@@ -156,7 +157,8 @@ class Dispatcher:
         """`ledger`'s call ended early: its waiting messages are dropped, unsent."""
         ledger.live = False
         for accumulator in self._accumulators.values():
-            accumulator.remove(ledger.owns)
+            for pending in accumulator.remove(ledger.owns):
+                pending.abandoned()
         self.pump()
 
     async def close(self) -> None:
@@ -209,6 +211,7 @@ class Dispatcher:
         # A bug, not an SQS answer: fail what the request carried rather than lose it.
         log.error("a SendMessageBatch task failed", exc_info=error)
         for pending in batch:
+            pending.undelivered = None  # it may have reached SQS
             pending.ledger.fail(
                 pending.failed(
                     sender_fault=False,
@@ -356,7 +359,9 @@ class Request:
         if may_have_been_accepted(error):
             for pending in batch:
                 pending.maybe_sent = True
-                pending.undelivered = None  # its payload may be needed: it may be delivered
+        if not never_reached(error):
+            for pending in batch:
+                pending.undelivered = None  # it may be delivered: its payload may be needed
         log.debug("request failed (%s), %d messages to retry", code, len(batch))
         return self._conclude(set(), [], batch)
 

@@ -131,13 +131,15 @@ class Engine:
         """Stop what is still being sent and close the client if the engine opened it."""
         stack, self._stack = self._stack, None
         dispatcher, self._dispatcher = self._dispatcher, None
-        if dispatcher is not None:
-            await dispatcher.close()
-        while self._undelivered_calls:
-            await asyncio.gather(*self._undelivered_calls)
-        self.stage = self._undelivered_stage = None
-        if stack is not None:
-            await stack.aclose()
+        try:
+            if dispatcher is not None:
+                await dispatcher.close()
+            while self._undelivered_calls:
+                await asyncio.gather(*self._undelivered_calls)
+        finally:
+            self.stage = self._undelivered_stage = None
+            if stack is not None:
+                await stack.aclose()
 
     def undelivered(self, entry: dict[str, Any]) -> None:
         """Tell the stage, in the background, that `entry` (which it made) will never be
@@ -256,7 +258,13 @@ class Engine:
                 ledger.halt(accumulator.queue_url, staged.entry.get("MessageGroupId"), why)
             return failed
         admitted = self.admit(staged.record, staged.index, ledger, accumulator, outcome)
-        if self._undelivered_stage is not None and isinstance(outcome, Mapping):
+        # Only an entry the stage made (a new mapping) is its to hear about: one it passed
+        # through unchanged (a pointer the caller sends on, say) is not.
+        if (
+            self._undelivered_stage is not None
+            and isinstance(outcome, Mapping)
+            and outcome is not staged.fields
+        ):
             if isinstance(admitted, Failed):
                 self.undelivered(dict(outcome))
             else:
@@ -269,7 +277,7 @@ class Engine:
         task = staged.task
         if task is not None and task.done() and not task.cancelled():
             entry = None if task.exception() is not None else task.result()
-            if isinstance(entry, Mapping):
+            if isinstance(entry, Mapping) and entry is not staged.fields:
                 self.undelivered(dict(entry))
 
 

@@ -178,7 +178,8 @@ class SqsProducer(AsyncResource):
                 await asyncio.wait(waiting, timeout=self.close_timeout)
         finally:
             if self._staging is not None:
-                self._staging.cancel()
+                for staged in self._staging.cancel():
+                    self._engine.abandoned(staged)
             self._ledger.give_up(self._unconfirmed)
             dispatcher = self._engine.dispatcher
             dispatcher.abandon(self._ledger)
@@ -221,7 +222,8 @@ class SqsProducer(AsyncResource):
         accumulator = self._accumulator
         if not ledger.live or accumulator is None:  # refused: every future has its error
             if self._staging is not None:
-                self._staging.cancel()
+                for staged in [*ready, *self._staging.cancel()]:
+                    self._engine.abandoned(staged)
             return
         for staged in ready:
             pending = self._engine.admit_staged(staged, ledger)

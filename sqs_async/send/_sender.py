@@ -161,7 +161,8 @@ class SqsSender(AsyncResource):
             if timer is not None:
                 timer.cancel()
             if staging is not None:
-                staging.cancel()
+                for staged in staging.cancel():
+                    self._engine.abandoned(staged)
         if ledger.error is not None:
             raise ledger.error
         result.throttled_seconds = dispatcher.limit.reduced_seconds - throttled_before
