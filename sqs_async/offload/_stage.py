@@ -16,7 +16,7 @@ from ..config import ConnectionConfig
 from ..errors import SqsAsyncError
 from ..receive import ReceivedMessage
 from ..retry import RetryPolicy, default_sleep
-from ..send._validation import message_size
+from ..send._validation import attributes_size
 from ..stages import Discard, PayloadStage
 from ..wire import QueueTraits
 from ._pointer import (
@@ -39,7 +39,7 @@ MISSING_PAYLOAD = ("leave", "delete")
 
 class OffloadRefused(SqsAsyncError):
     """A record that cannot go through S3 as it is (its own fault): too many attributes for
-    the reserved one, the reserved name already in use, or text UTF-8 cannot encode."""
+    the reserved one, or the reserved name already in use."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,10 +151,23 @@ class OffloadSession(PayloadStage):
 
     async def outgoing(self, entry: dict[str, Any], queue: QueueTraits) -> dict[str, Any]:
         settings = self.settings
-        size = message_size(entry)
+        body = entry.get("MessageBody")
+        others = attributes_size(entry)
+        if not isinstance(body, str) or not body or others is None:
+            return entry  # validation says why it cannot go
+        # The body's UTF-8 size; its characters are S3's to store, not SQS's to check.
+        payload: bytes | None = None
+        if body.isascii():
+            size = len(body)
+        else:
+            try:
+                payload = body.encode("utf-8")
+            except UnicodeEncodeError:
+                return entry  # a lone surrogate: validation says where
+            size = len(payload)
         threshold = queue.max_message_bytes if settings.threshold is None else settings.threshold
-        if size is None or (size <= threshold and not settings.always):
-            return entry  # validation says why an invalid one cannot go
+        if size + others <= threshold and not settings.always:
+            return entry
         attributes = dict(entry.get("MessageAttributes") or {})
         taken = size_attribute(attributes)
         if taken is not None:
@@ -167,13 +180,8 @@ class OffloadSession(PayloadStage):
                 f"attributes (one is reserved), this one has {len(attributes)}",
                 "InvalidAttributes",
             )
-        try:
-            payload = entry["MessageBody"].encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise OffloadRefused(
-                f"MessageBody cannot be stored as UTF-8: {exc.reason} at position {exc.start}",
-                "InvalidCharacters",
-            ) from exc
+        if payload is None:
+            payload = body.encode("ascii")
         pointer = S3Pointer(settings.bucket, settings.key_prefix + str(uuid.uuid4()))
         await self.transfers.put(pointer, payload)
         self.counts.stored += 1

@@ -102,13 +102,11 @@ def prepare(
     return OutgoingMessage(record=record, index=index, fields=fields, size=size)
 
 
-def message_size(entry: Mapping[str, Any]) -> int | None:
-    """The size of `entry` (a mapping of entry fields) as SQS counts it, as `prepare` counts
-    it, or None when it is not a valid message (`prepare` says why)."""
+def attributes_size(entry: Mapping[str, Any]) -> int | None:
+    """The size of `entry`'s message attributes as SQS counts them (names, data types and
+    values, as `prepare` counts them), or None when they are not valid (`prepare` says why)."""
     try:
-        return _body_size(entry.get("MessageBody")) + _attributes_size(
-            entry.get("MessageAttributes")
-        )
+        return _attributes_size(entry.get("MessageAttributes"))
     except _Invalid:
         return None
 
