@@ -1,7 +1,9 @@
-"""`python -m benchmarks [--quick] [--out FILE]`: throughput of sqs_async against its peers on one
-endpoint, in one run. Prints a table, writes JSON to FILE (default benchmarks/out/latest.json,
-not tracked) and a plot beside it. The committed results (benchmarks/results/) change only on
-purpose: `--out benchmarks/results/latest.json`."""
+"""`python -m benchmarks [--quick | --large] [--out FILE]`: throughput of sqs_async against its
+peers on one endpoint, in one run. Prints a table, writes JSON to FILE (default
+benchmarks/out/latest.json, not tracked) and a plot beside it. The committed results
+(benchmarks/results/) change only on purpose: `--out benchmarks/results/latest.json`.
+`--large` runs only the large-payload scenarios (through S3, `large.py`) and the peak memory
+of 50 MiB payloads (`large_memory.py`); the full run includes them, `--quick` does not."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import platform
 import sys
 from pathlib import Path
 
+from . import large_memory
 from .harness import (
     BASELINE,
     CONTENDERS,
     HERE,
+    LARGE_CONTENDERS,
     SEQUENTIAL,
     EndpointProcess,
     Scenario,
@@ -22,7 +26,7 @@ from .harness import (
     run_contender,
     run_scenarios,
 )
-from .report import plot, retry_cost, table
+from .report import large_table, plot, retry_cost, table
 
 # The sequential peers are measured at 50 ms (a network round trip), where comparing with
 # them means something; the Beam adapter is left out at 64 KiB, where Beam's own coders take
@@ -58,7 +62,17 @@ FULL = [
     Scenario(latency_ms=0, body_bytes=1024, max_in_flight=64, tls=True),
     Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, tls=True),
 ]
-
+# Large payloads through S3 (`large.py`): every client is bound by its CPU here, ~10 s a run
+# at 2 MiB, so about four and a half minutes with the memory run: not in `--quick`. Over
+# HTTPS too, as real S3 is: botocore then sends the body unsigned with a trailing checksum
+# instead of hashing it for the signature.
+LARGE = [
+    Scenario(latency_ms=0, body_bytes=2 << 20, max_in_flight=64, s3=True),
+    Scenario(latency_ms=0, body_bytes=256 << 10, max_in_flight=64, s3=True),
+    Scenario(latency_ms=0, body_bytes=2 << 20, max_in_flight=64, s3=True, tls=True),
+]
+# The memory run of large payloads: 8 messages of 50 MiB, at these concurrencies.
+LARGE_MEMORY = (50, 8, [1, 4, 8])
 
 # Where a run's results go unless --out says otherwise: not tracked by git.
 DEFAULT_OUT = HERE / "out" / "latest.json"
@@ -87,6 +101,11 @@ def main() -> None:
         "--quick", action="store_true", help="fewer scenarios, 6-13 minutes on 2 cores"
     )
     parser.add_argument(
+        "--large",
+        action="store_true",
+        help="only the large-payload scenarios (through S3) and their memory run, ~4.5 minutes",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=DEFAULT_OUT,
@@ -108,8 +127,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--contenders",
-        default=",".join(CONTENDERS),
-        help="comma-separated subset of " + ",".join(CONTENDERS),
+        help="comma-separated subset of "
+        + ",".join(CONTENDERS)
+        + " (and, for the large-payload scenarios, of "
+        + ",".join(LARGE_CONTENDERS)
+        + ")",
     )
     parser.add_argument(
         "--baseline",
@@ -119,33 +141,52 @@ def main() -> None:
         "interleaved with this checkout's, so before and after are measured in one run",
     )
     args = parser.parse_args()
-    contenders = tuple(args.contenders.split(","))
+    chosen = tuple(args.contenders.split(",")) if args.contenders else None
+    contenders = chosen or CONTENDERS
     if args.baseline is not None:
         engine = [c for c in ("sqs_async", "beam_adapter") if c in contenders]
         rest = tuple(c for c in contenders if c not in engine)
         contenders = (*engine, *(c + BASELINE for c in engine), *rest)
-    scenarios = QUICK if args.quick else FULL
+    large_contenders = tuple(c for c in LARGE_CONTENDERS if chosen is None or c in chosen)
+    scenarios = [] if args.large else QUICK if args.quick else FULL
+    # The large-payload scenarios need the benchmark endpoint's S3 (moto's is not measured).
+    large = [] if args.moto or (args.quick and not args.large) else LARGE
     if args.moto:
         scenarios = [s for s in scenarios if s.latency_ms == 0 and not s.fail_rate]
     if args.scenario:
         scenarios = [s for s in scenarios if args.scenario in s.name]
+        large = [s for s in large if args.scenario in s.name]
+    seconds = 2.0 if args.quick else 6.0
     results: list[ScenarioResult] = run_scenarios(
         scenarios,
-        seconds=2.0 if args.quick else 6.0,
+        seconds=seconds,
         contenders=contenders,
         moto=args.moto,
         rounds=args.rounds,
         baseline=args.baseline,
     )
+    results += run_scenarios(
+        large, seconds=seconds, contenders=large_contenders, rounds=args.rounds
+    )
     memory: dict[str, float] = {}
-    if not (args.no_memory or args.moto):
+    if not (args.no_memory or args.moto or args.large):
         memory = memory_check((20_000, 100_000) if args.quick else (100_000, 1_000_000))
+    large_memory_rows: list[dict[str, object]] = []
+    if large and not args.no_memory:
+        mib, messages, concurrencies = LARGE_MEMORY
+        large_memory_rows = large_memory.run(mib, messages, concurrencies)
     machine = (
         f"{platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}, {_cpus()} cores"
     )
     print(f"\nmachine: {machine}\n")
-    print(table(results))
+    if any(not r.scenario.s3 for r in results):
+        print(table(results))
+    large_results = large_table(results)
+    if large_results:
+        print(f"\nlarge payloads through S3:\n\n{large_results}")
+    if large_memory_rows:
+        print(f"\nlarge payloads, peak memory:\n\n{large_memory.table(large_memory_rows)}")
     cost = retry_cost(results)
     if cost:
         print(f"\n{cost}")
@@ -158,6 +199,7 @@ def main() -> None:
     document = {
         "machine": machine,
         "memory_peak_rss_mb": memory,
+        "large_memory": large_memory_rows,
         "scenarios": [r.as_json() for r in results],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,13 @@ CREDENTIALS = {
 def bodies(count: int, body_bytes: int) -> Iterator[str]:
     """Numbered bodies of `body_bytes` bytes: '<number>:xxxx...'."""
     for i in range(count):
-        head = f"{i:09d}:"
-        yield head + "x" * max(1, body_bytes - len(head))
+        yield body(i, body_bytes)
+
+
+def body(number: int, body_bytes: int) -> str:
+    """Body number `number`, of `body_bytes` bytes."""
+    head = f"{number:09d}:"
+    return head + "x" * max(1, body_bytes - len(head))
 
 
 def run_engine(job: dict[str, Any]) -> dict[str, Any]:

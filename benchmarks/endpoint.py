@@ -17,7 +17,18 @@ measure a client. This one does no more than the clients need, on 127.0.0.1 only
   the harness can prove that nothing was lost or accepted twice;
 * a queue whose name ends in `.fifo` says so in its attributes (in high throughput mode, so
   the sender does not pace itself), and the order of acceptance is kept: `GET
-  /_control/stats?order=1` returns the accepted ids in that order.
+  /_control/stats?order=1` returns the accepted ids in that order;
+* S3, path-style, for large-payload offload (`/BUCKET/KEY`): `PutObject`, `GetObject`,
+  `HeadObject`, `DeleteObject`, `CreateBucket` (every bucket exists). A body comes plain or
+  `aws-chunked` (botocore's trailer checksum, over HTTPS); a CRC32 checksum, in a header or the
+  trailer, is checked as S3 checks it (`BadDigest`) and returned on `GetObject`. The ETag is
+  not an MD5 (botocore does not check it; an MD5 of each body would make the endpoint the
+  limit). Each object is recorded by the id of the body it holds (its text up to the first
+  ':', as messages are) and its size; its bytes are kept only with the knob `keep_objects`
+  (`GetObject` needs them). A message whose body is an extended-client pointer counts as the
+  message its object holds: one whose object is not there (yet) counts as `dangling` and is
+  not accepted, one whose size attribute disagrees with the object as `size_mismatches`. The
+  latency knobs apply to S3 calls too.
 
 Control (JSON over HTTP): `POST /_control/reset` with the knobs (clears the record),
 `POST /_control/knobs` (changes knobs, keeps the record), `GET /_control/stats`.
@@ -28,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import hashlib
 import itertools
@@ -36,6 +48,7 @@ import random
 import ssl
 import time
 import uuid
+import zlib
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -44,6 +57,12 @@ import orjson
 from aiohttp import web
 
 JSON = "application/x-amz-json-1.0"
+MAX_OBJECT_BYTES = 1 << 30
+POINTER_CLASSES = (
+    "software.amazon.payloadoffloading.PayloadS3Pointer",
+    "com.amazon.sqs.javamessaging.MessageS3Pointer",
+)
+SIZE_ATTRIBUTES = ("ExtendedPayloadSize", "SQSLargePayloadSize")
 
 
 @dataclass
@@ -54,6 +73,27 @@ class Knobs:
     throttle_rate: float = 0.0
     max_concurrent: int = 0
     seed: int = 1
+    keep_objects: bool = False  # keep S3 objects' bytes (for GetObject), not only their record
+
+
+@dataclass
+class StoredObject:
+    """An S3 object: the id of the body it holds, its size, its CRC32 (base64, as S3 gives
+    it) and, with `keep_objects`, its bytes."""
+
+    message: str
+    size: int
+    crc32: str
+    data: bytes | None = None
+
+    @property
+    def etag(self) -> str:
+        """Not an MD5, as S3's is for a plain upload: botocore does not check it, and an MD5 of
+        every body would make the endpoint the limit."""
+        return f'"{self.crc32.rstrip("=")}-{self.size}"'
+
+
+Held = tuple[str, str, dict[str, Any]]  # a queued message: body, MessageId, MessageAttributes
 
 
 @dataclass
@@ -62,8 +102,9 @@ class State:
     accepted: Counter[str] = field(default_factory=Counter)
     message_ids: dict[str, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
-    available: deque[tuple[str, str]] = field(default_factory=deque)  # (body, MessageId)
-    held: dict[str, tuple[str, str]] = field(default_factory=dict)  # by receipt handle
+    # (body, MessageId, MessageAttributes), waiting to be received / held by receipt handle
+    available: deque[Held] = field(default_factory=deque)
+    held: dict[str, Held] = field(default_factory=dict)
     deleted: Counter[str] = field(default_factory=Counter)
     seen: set[str] = field(default_factory=set)
     requests: int = 0
@@ -74,6 +115,15 @@ class State:
     last: float | None = None
     accepted_at: list[float] = field(default_factory=list)  # first acceptance of each message
     rng: random.Random = field(default_factory=random.Random)
+    objects: dict[tuple[str, str], StoredObject] = field(default_factory=dict)  # by bucket, key
+    stored: Counter[str] = field(default_factory=Counter)  # objects put, by message id
+    stored_at: list[float] = field(default_factory=list)  # when each object was stored
+    stored_bytes: int = 0
+    objects_deleted: int = 0
+    s3_requests: int = 0
+    bad_digests: int = 0
+    dangling: int = 0  # pointer messages whose object was not there
+    size_mismatches: int = 0  # pointer messages whose size attribute disagreed with the object
 
     def stats(self, with_message_ids: bool = False, with_order: bool = False) -> dict[str, Any]:
         extra: dict[str, Any] = {"message_ids": self.message_ids} if with_message_ids else {}
@@ -95,6 +145,19 @@ class State:
             "deleted": sum(self.deleted.values()),
             "available": len(self.available),
             "held": len(self.held),
+            "objects": len(self.objects),
+            "objects_stored": sum(self.stored.values()),
+            "steady_store_rate": _steady_rate(self.stored_at),
+            "first_store": self.stored_at[0] if self.stored_at else None,
+            "objects_unique": len(self.stored),
+            "objects_duplicated": sum(n - 1 for n in self.stored.values() if n > 1),
+            "object_ids": sorted(self.stored),
+            "stored_bytes": self.stored_bytes,
+            "objects_deleted": self.objects_deleted,
+            "s3_requests": self.s3_requests,
+            "bad_digests": self.bad_digests,
+            "dangling": self.dangling,
+            "size_mismatches": self.size_mismatches,
         }
 
 
@@ -130,11 +193,15 @@ class Endpoint:
         self.port = 0
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app = web.Application(client_max_size=MAX_OBJECT_BYTES)
         app.router.add_post("/_control/reset", self.reset)
         app.router.add_post("/_control/knobs", self.change_knobs)
         app.router.add_get("/_control/stats", self.stats)
         app.router.add_post("/{tail:.*}", self.sqs)
+        app.router.add_put("/{bucket}", self.create_bucket)
+        app.router.add_put("/{bucket}/{key:.+}", self.put_object)
+        app.router.add_get("/{bucket}/{key:.+}", self.get_object)  # and HEAD
+        app.router.add_delete("/{bucket}/{key:.+}", self.delete_object)
         return app
 
     async def reset(self, request: web.Request) -> web.Response:
@@ -204,19 +271,24 @@ class Endpoint:
         if not state.available:
             await asyncio.sleep(float(payload.get("WaitTimeSeconds") or 0))
         messages = []
+        wanted = set(payload.get("MessageAttributeNames") or ())
         for _ in range(min(int(payload.get("MaxNumberOfMessages") or 1), len(state.available))):
-            body, message_id = state.available.popleft()
+            body, message_id, attributes = held = state.available.popleft()
             receipt = uuid.uuid4().hex
-            state.held[receipt] = (body, message_id)
-            messages.append(
-                {
-                    "MessageId": message_id,
-                    "ReceiptHandle": receipt,
-                    "Body": body,
-                    "MD5OfBody": hashlib.md5(body.encode("utf-8")).hexdigest(),
-                    "Attributes": {"SentTimestamp": str(int(time.time() * 1000))},
-                }
-            )
+            state.held[receipt] = held
+            message: dict[str, Any] = {
+                "MessageId": message_id,
+                "ReceiptHandle": receipt,
+                "Body": body,
+                "MD5OfBody": hashlib.md5(body.encode("utf-8")).hexdigest(),
+                "Attributes": {"SentTimestamp": str(int(time.time() * 1000))},
+            }
+            chosen = {
+                name: value for name, value in attributes.items() if wanted & {name, "All", ".*"}
+            }
+            if chosen:
+                message["MessageAttributes"] = chosen
+            messages.append(message)
         return _answer({"Messages": messages} if messages else {})
 
     def on_receipts(self, payload: dict[str, Any], *, delete: bool) -> web.Response:
@@ -255,6 +327,20 @@ class Endpoint:
         for entry in payload["Entries"]:
             body = entry["MessageBody"]
             message = _message_id(body)
+            attributes = entry.get("MessageAttributes") or {}
+            pointer = _pointer(body) if attributes else None
+            if pointer is not None:
+                stored = state.objects.get(pointer)
+                if stored is None:  # sent before its payload was stored: counted, not accepted
+                    state.dangling += 1
+                    successful.append({"Id": entry["Id"], "MessageId": _sqs_message_id()})
+                    continue
+                size: dict[str, Any] = next(
+                    (attributes[n] for n in SIZE_ATTRIBUTES if n in attributes), {}
+                )
+                if size.get("StringValue") != str(stored.size):
+                    state.size_mismatches += 1
+                message = stored.message
             first_time = message not in state.seen
             state.seen.add(message)
             if first_time and state.knobs.fail_rate and state.rng.random() < state.knobs.fail_rate:
@@ -273,7 +359,7 @@ class Endpoint:
                 state.accepted_at.append(time.monotonic())
             state.order.append(message)
             message_id = _sqs_message_id()
-            state.available.append((body, message_id))
+            state.available.append((body, message_id, attributes))
             state.message_ids.setdefault(message, []).append(message_id)
             successful.append(
                 {
@@ -287,6 +373,142 @@ class Endpoint:
             state.first = now if state.first is None else state.first
             state.last = now
         return _answer({"Successful": successful, "Failed": failed})
+
+    # S3, path-style
+
+    async def create_bucket(self, request: web.Request) -> web.Response:
+        await self.wait(self.state.knobs, self.state)
+        return web.Response(headers={"Location": "/" + request.match_info["bucket"]})
+
+    async def put_object(self, request: web.Request) -> web.Response:
+        state = self.state
+        state.s3_requests += 1
+        headers = request.headers
+        intake = _Intake(keep=state.knobs.keep_objects)
+        trailers: dict[str, str] = {}
+        if "aws-chunked" in headers.get("Content-Encoding", ""):
+            chunks, trailers = _aws_chunks(await request.read())
+            for piece in chunks:
+                intake.add(piece)
+        else:
+            async for chunk in request.content.iter_any():
+                intake.add(chunk)
+        checksum = base64.b64encode(intake.crc32.to_bytes(4, "big")).decode()
+        sent = headers.get("x-amz-checksum-crc32") or trailers.get("x-amz-checksum-crc32")
+        if sent is not None and sent != checksum:
+            state.bad_digests += 1
+            reason = "The CRC32 you specified did not match the calculated checksum."
+            return _s3_error("BadDigest", reason, 400)
+        await self.wait(state.knobs, state)
+        stored = intake.stored(checksum)
+        state.objects[request.match_info["bucket"], request.match_info["key"]] = stored
+        state.stored[stored.message] += 1
+        state.stored_at.append(time.monotonic())
+        state.stored_bytes += stored.size
+        answer = {"ETag": stored.etag}
+        if sent is not None:
+            answer["x-amz-checksum-crc32"] = checksum
+        return web.Response(headers=answer)
+
+    async def get_object(self, request: web.Request) -> web.Response:
+        state = self.state
+        state.s3_requests += 1
+        await self.wait(state.knobs, state)
+        stored = state.objects.get((request.match_info["bucket"], request.match_info["key"]))
+        if stored is None:
+            return _s3_error("NoSuchKey", "The specified key does not exist.", 404)
+        if stored.data is None:
+            return _s3_error("InvalidObjectState", "kept without its bytes (keep_objects)", 403)
+        headers = {
+            "ETag": stored.etag,
+            "Content-Type": "binary/octet-stream",
+            "Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT",
+        }
+        if request.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED":
+            headers["x-amz-checksum-crc32"] = stored.crc32
+        return web.Response(body=stored.data, headers=headers)
+
+    async def delete_object(self, request: web.Request) -> web.Response:
+        state = self.state
+        state.s3_requests += 1
+        await self.wait(state.knobs, state)
+        if state.objects.pop((request.match_info["bucket"], request.match_info["key"]), None):
+            state.objects_deleted += 1
+        return web.Response(status=204)
+
+
+class _Intake:
+    """An object's body as it arrives: its CRC32, size, first bytes (the id of the body it
+    holds) and, when kept, its bytes."""
+
+    def __init__(self, *, keep: bool) -> None:
+        self.crc32 = 0
+        self.size = 0
+        self.head = b""
+        self.parts: list[bytes] | None = [] if keep else None
+
+    def add(self, chunk: bytes | memoryview) -> None:
+        self.crc32 = zlib.crc32(chunk, self.crc32)
+        self.size += len(chunk)
+        if len(self.head) < 64:
+            self.head += bytes(chunk[:64])
+        if self.parts is not None:
+            self.parts.append(bytes(chunk))
+
+    def stored(self, checksum: str) -> StoredObject:
+        message = _message_id(self.head.decode("utf-8", "replace"))
+        data = None if self.parts is None else b"".join(self.parts)
+        return StoredObject(message, self.size, checksum, data)
+
+
+def _aws_chunks(data: bytes) -> tuple[list[memoryview], dict[str, str]]:
+    """The chunks and the trailers of an `aws-chunked` body, as botocore writes it with an
+    unsigned trailing checksum: each chunk its size in hex, CRLF, its bytes, CRLF; then a
+    chunk of size 0, the trailers (`name:value` CRLF each) and an empty line. A chunk
+    extension after ';' (signed chunks carry one) is skipped."""
+    view = memoryview(data)
+    chunks, position = [], 0
+    while True:
+        end = data.index(b"\r\n", position)
+        size = int(data[position:end].split(b";", 1)[0], 16)
+        position = end + 2
+        if size == 0:
+            break
+        chunks.append(view[position : position + size])
+        position += size + 2
+    trailers = {}
+    for line in data[position:].split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if colon:
+            trailers[name.decode().strip().lower()] = value.decode().strip()
+    return chunks, trailers
+
+
+def _pointer(body: str) -> tuple[str, str] | None:
+    """(bucket, key) of an extended-client pointer body, else None."""
+    if not body.startswith("[") or len(body) > 8192:
+        return None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if (
+        isinstance(document, list)
+        and len(document) == 2
+        and document[0] in POINTER_CLASSES
+        and isinstance(document[1], dict)
+    ):
+        return str(document[1].get("s3BucketName")), str(document[1].get("s3Key"))
+    return None
+
+
+def _s3_error(code: str, message: str, status: int) -> web.Response:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        f"<RequestId>{uuid.uuid4().hex}</RequestId></Error>"
+    )
+    return web.Response(text=body, status=status, content_type="application/xml")
 
 
 def _answer(body: dict[str, Any]) -> web.Response:

@@ -22,10 +22,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYIO_VENV = HERE / ".venv-sqs-pyio"
 PYIO_REQUIREMENTS = ["sqs-pyio==0.1.0"]
+S3_BUCKET = "bench-payloads"  # the bucket of the large-payload scenarios (`Scenario.s3`)
 
 CONCURRENT = ("sqs_async", "beam_adapter", "aiobotocore_raw", "boto3_threads")
 SEQUENTIAL = ("sqs_pyio", "boto3_sequential")
 CONTENDERS = (*CONCURRENT, *SEQUENTIAL)
+# The large-payload scenarios (`Scenario.s3`): the engine with S3Offload against AWS's Python
+# extended client (`large.py`).
+LARGE_CONTENDERS = ("sqs_async", "aws_extended_threads", "aws_extended_sequential")
+# Contenders that send one request at a time: measured once per latency and size.
+ONE_AT_A_TIME = (*SEQUENTIAL, "aws_extended_sequential")
 # A contender named "<name>@baseline" is <name> from another checkout of this repository
 # (`--baseline DIR`): an earlier engine measured in the same run, interleaved with this one.
 BASELINE = "@baseline"
@@ -41,13 +47,18 @@ class Scenario:
     tls: bool = False  # HTTPS with a self-signed certificate that clients verify
     skip: tuple[str, ...] = ()  # contenders not run here (to keep `--quick` short)
     rounds: int = 3  # interleaved rounds of the concurrent contenders (unless the run says)
+    s3: bool = False  # every body through S3 (large-payload offload), on the endpoint's S3
 
     @property
     def name(self) -> str:
         fail = f"-fail{int(self.fail_rate * 100)}" if self.fail_rate else ""
-        size = f"{self.body_bytes // 1024}KiB"
+        if self.body_bytes >= 1 << 20 and not self.body_bytes % (1 << 20):
+            size = f"{self.body_bytes >> 20}MiB"
+        else:
+            size = f"{self.body_bytes // 1024}KiB"
         tls = "-tls" if self.tls else ""
-        return f"lat{self.latency_ms:g}ms-{size}-mif{self.max_in_flight}{fail}{tls}"
+        s3 = "-s3" if self.s3 else ""
+        return f"lat{self.latency_ms:g}ms-{size}-mif{self.max_in_flight}{fail}{tls}{s3}"
 
 
 @dataclass
@@ -68,6 +79,17 @@ class Result:
     reused_from: str | None = None
     # With several rounds: this is the round with the median rate; the rates of all rounds.
     round_rates: list[float] = field(default_factory=list)
+    # S3 scenarios, from the endpoint's record: objects stored, messages with no object,
+    # objects beyond one per message, pointers sent before their object was stored, size
+    # attributes that disagree with their object, bodies whose checksum did not match.
+    # The endpoint's own CPU during the run (Linux; 0 elsewhere): is it what limits?
+    endpoint_cpu_s: float = 0.0
+    objects_stored: int = 0
+    objects_missing: int = 0
+    objects_extra: int = 0
+    dangling: int = 0
+    size_mismatches: int = 0
+    bad_digests: int = 0
 
 
 @dataclass
@@ -82,6 +104,7 @@ class ScenarioResult:
             "latency_ms": s.latency_ms,
             "fail_rate": s.fail_rate,
             "tls": s.tls,
+            "s3": s.s3,
             "body_bytes": s.body_bytes,
             "max_in_flight": s.max_in_flight,
             "results": {name: asdict(r) for name, r in self.results.items()},
@@ -160,6 +183,10 @@ class EndpointProcess:
             },
         )
 
+    def cpu_seconds(self) -> float:
+        """The endpoint process's CPU time so far (Linux: /proc; 0 elsewhere)."""
+        return _process_cpu_seconds(self.process.pid)
+
     def change_knobs(self, **knobs: float) -> None:
         """Set the knobs, keeping the record."""
         self._post("knobs", knobs)
@@ -182,6 +209,14 @@ class EndpointProcess:
 
     def _context(self) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=self.verify) if self.verify else None
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
@@ -241,6 +276,9 @@ class MotoEndpoint:
     def __exit__(self, *exc: object) -> None:
         self.server.__exit__(None, None, None)
 
+    def cpu_seconds(self) -> float:
+        return 0.0  # in this process: not told apart
+
     def reset(self, scenario: Scenario, **knobs: float) -> None:
         self.server.reset()
         self.client.create_queue(QueueName="bench")
@@ -281,12 +319,31 @@ def message_count(
 ) -> int:
     """Enough messages for about `seconds` of steady state, judged from the latency."""
     latency = max(scenario.latency_ms, 2.0) / 1000
+    if scenario.s3:
+        return _large_message_count(contender, scenario, seconds)
     rate = 10 / latency if contender in SEQUENTIAL else 10 * scenario.max_in_flight / latency
     # About the fastest peer's rate on two cores: every concurrent contender gets as many
     # messages, so each run lasts about `seconds` or more (the engine, faster at 0 ms, about
     # 1.5 s: still some 30,000 acceptances between the 10th and 90th percentile).
     rate = min(rate, rate_cap or (20_000 if scenario.body_bytes <= 4096 else 5000))
     return int(max(200, min(rate * seconds, 200_000)) // 10 * 10)
+
+
+def _large_message_count(contender: str, scenario: Scenario, seconds: float) -> int:
+    """Large payloads: every client is bound by its CPU (one core), about 1.5 ms and 3.3 ns a
+    byte per message here (making the body, hashing it for the signature and the checksum,
+    copying it out). A thread-pool contender holds `max_in_flight` batches of 10 at once, so
+    a concurrent contender gets at least two such waves (the store rate is steady from the
+    first upload on, the pointers of a batch come at its end)."""
+    rate = 1 / (0.0015 + 3.3e-9 * scenario.body_bytes)
+    if scenario.latency_ms:
+        per_request = scenario.latency_ms / 1000
+        if contender in ONE_AT_A_TIME:
+            rate = min(rate, 1 / per_request)
+        else:
+            rate = min(rate, scenario.max_in_flight / per_request)
+    floor = 100 if contender in ONE_AT_A_TIME else 20 * scenario.max_in_flight
+    return int(max(floor, min(rate * seconds, 20_000)) // 10 * 10)
 
 
 def run_contender(
@@ -297,6 +354,7 @@ def run_contender(
     baseline: Path | None = None,
 ) -> Result:
     endpoint.reset(scenario)
+    endpoint_cpu = endpoint.cpu_seconds()
     job = {
         "endpoint": endpoint.url,
         "queue": "bench",
@@ -306,6 +364,8 @@ def run_contender(
         "max_trials": 3,
         "verify": getattr(endpoint, "verify", None),
     }
+    if scenario.s3:
+        job["bucket"] = S3_BUCKET
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cwd = ROOT
     if contender.endswith(BASELINE):
@@ -316,6 +376,8 @@ def run_contender(
         contender = contender.removesuffix(BASELINE)
     if contender == "sqs_pyio":
         command = [str(ensure_pyio_venv()), str(HERE / "pyio_contender.py"), json.dumps(job)]
+    elif scenario.s3:
+        command = [sys.executable, "-m", "benchmarks.large", contender, json.dumps(job)]
     else:
         command = [sys.executable, "-m", "benchmarks.contenders", contender, json.dumps(job)]
     completed = subprocess.run(
@@ -334,8 +396,25 @@ def run_contender(
     ids = {int(i) for i in stats["ids"]}
     lost = len(set(range(messages)) - ids)
     span = (stats["last"] or 0) - (stats["first"] or 0)
+    rate_key = "steady_rate"
+    objects: dict[str, Any] = {}
+    if scenario.s3:
+        # The uploads are the work, and they flow steadily: a thread-pool contender sends a
+        # batch's pointers only once its ten uploads are done, so pointers come in bursts.
+        # End to end: from the first upload to the last pointer.
+        rate_key = "steady_store_rate"
+        span = (stats["last"] or 0) - (stats["first_store"] or 0)
+        stored = {int(i) for i in stats["object_ids"]}
+        objects = {
+            "objects_stored": stats["objects_stored"],
+            "objects_missing": len(set(range(messages)) - stored),
+            "objects_extra": stats["objects_stored"] - len(stored),
+            "dangling": stats["dangling"],
+            "size_mismatches": stats["size_mismatches"],
+            "bad_digests": stats["bad_digests"],
+        }
     end_to_end = stats["unique"] / span if span > 0 else stats["unique"] / own["seconds"]
-    rate = stats.get("steady_rate") or end_to_end
+    rate = stats.get(rate_key) or end_to_end
     return Result(
         messages=messages,
         seconds=round(own["seconds"], 3),
@@ -348,6 +427,8 @@ def run_contender(
         duplicates=stats["duplicates"],
         requests=stats.get("requests", 0),
         end_to_end_msgs_per_s=round(end_to_end, 1),
+        endpoint_cpu_s=round(endpoint.cpu_seconds() - endpoint_cpu, 3),
+        **objects,
     )
 
 
@@ -372,7 +453,7 @@ def run_scenarios(
     every scenario), so that drift on the machine hits each alike, and the median round
     stands for each; the sequential peers, far slower, run once."""
     done: list[ScenarioResult] = []
-    sequential_cache: dict[tuple[float, int, float, str], Result] = {}
+    sequential_cache: dict[tuple[float, int, float, bool, str], Result] = {}
     # moto spends ~20 ms per batch and slows as its queue fills: keep runs short there.
     rate_cap = 300.0 if moto else None
     endpoints: dict[bool, EndpointProcess | MotoEndpoint] = {}
@@ -386,20 +467,26 @@ def run_scenarios(
             names = [
                 c
                 for c in contenders
-                if c not in scenario.skip and not (scenario.tls and c in SEQUENTIAL)
+                if c not in scenario.skip and not (scenario.tls and c in ONE_AT_A_TIME)
             ]
             measured: dict[str, list[Result]] = {name: [] for name in names}
             for round_number in range(rounds or scenario.rounds):
                 for contender in names:
-                    key = (scenario.latency_ms, scenario.body_bytes, scenario.fail_rate, contender)
-                    if contender in SEQUENTIAL and (round_number or key in sequential_cache):
+                    key = (
+                        scenario.latency_ms,
+                        scenario.body_bytes,
+                        scenario.fail_rate,
+                        scenario.s3,
+                        contender,
+                    )
+                    if contender in ONE_AT_A_TIME and (round_number or key in sequential_cache):
                         # max_in_flight means nothing to a sequential sender: measured once.
                         measured[contender] = [sequential_cache[key]]
                         continue
                     started = time.perf_counter()
                     count = message_count(contender, scenario, seconds, rate_cap)
                     result = run_contender(contender, scenario, endpoint, count, baseline)
-                    if contender in SEQUENTIAL:
+                    if contender in ONE_AT_A_TIME:
                         sequential_cache[key] = Result(
                             **{**asdict(result), "reused_from": scenario.name}
                         )

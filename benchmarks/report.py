@@ -20,6 +20,7 @@ def load(path: Path) -> list[ScenarioResult]:
                 max_in_flight=s["max_in_flight"],
                 fail_rate=s["fail_rate"],
                 tls=s.get("tls", False),
+                s3=s.get("s3", False),
             ),
             {name: Result(**r) for name, r in s["results"].items()},
         )
@@ -39,7 +40,8 @@ def _ratio(value: float, base: float | None) -> str:
 
 
 def table(results: list[ScenarioResult]) -> str:
-    """A Markdown table: one row per contender per scenario."""
+    """A Markdown table: one row per contender per scenario (the large-payload ones have a
+    table of their own: `large_table`)."""
     lines = [
         "| scenario | contender | msgs/s (steady, median) | min-max | end to end | vs sqs_pyio | "
         "vs aiobotocore_raw | theoretical | CPU s / 1k msgs | requests / 10 msgs | "
@@ -48,6 +50,8 @@ def table(results: list[ScenarioResult]) -> str:
     ]
     for outcome in results:
         s = outcome.scenario
+        if s.s3:
+            continue
         theoretical = 10 * s.max_in_flight / (s.latency_ms / 1000) if s.latency_ms else None
         pyio = outcome.results.get("sqs_pyio")
         raw = outcome.results.get("aiobotocore_raw")
@@ -66,6 +70,48 @@ def table(results: list[ScenarioResult]) -> str:
                 f"{_ratio(r.msgs_per_s, raw.msgs_per_s if raw else None)} | "
                 f"{f'{theoretical:,.0f}' if theoretical else '-'} | {cpu:.3f} | {per_10} | "
                 f"{r.peak_rss_mb:.0f} | {r.delivered} / {r.failed} / {r.lost} ({r.duplicates}) |"
+            )
+    return "\n".join(lines)
+
+
+LARGE_BASE = "aws_extended_threads"
+
+
+def large_table(results: list[ScenarioResult]) -> str | None:
+    """A Markdown table of the large-payload scenarios (`Scenario.s3`), None without any.
+    Rates count uploads (see `harness.run_contender`); MiB/s is of payload; CPU per message
+    is the contender's own from its first message to its last; the endpoint's CPU is its
+    share of the contender's run (it has a core of its own)."""
+    chosen = [r for r in results if r.scenario.s3]
+    if not chosen:
+        return None
+    lines = [
+        "| scenario | contender | msgs/s (steady, median) | min-max | end to end | MiB/s | "
+        f"vs {LARGE_BASE} | CPU ms / msg | peak RSS MB | endpoint CPU | "
+        "delivered / failed / lost (dup) | objects stored / missing / extra | "
+        "dangling / size mismatches / bad digests |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for outcome in chosen:
+        s = outcome.scenario
+        base = outcome.results.get(LARGE_BASE)
+        for name, r in outcome.results.items():
+            cpu = 1000 * r.cpu_s / r.messages if r.messages else 0
+            mib = r.msgs_per_s * s.body_bytes / (1 << 20)
+            endpoint = f"{100 * r.endpoint_cpu_s / r.seconds:.0f}%" if r.seconds else "-"
+            reused = (
+                f" (measured in {r.reused_from})"
+                if r.reused_from and r.reused_from != s.name
+                else ""
+            )
+            lines.append(
+                f"| {s.name} | {name}{reused} | {r.msgs_per_s:,.0f} | {_spread(r)} | "
+                f"{r.end_to_end_msgs_per_s or r.msgs_per_s:,.0f} | {mib:,.0f} | "
+                f"{_ratio(r.msgs_per_s, base.msgs_per_s if base else None)} | {cpu:.2f} | "
+                f"{r.peak_rss_mb:.0f} | {endpoint} | "
+                f"{r.delivered} / {r.failed} / {r.lost} ({r.duplicates}) | "
+                f"{r.objects_stored} / {r.objects_missing} / {r.objects_extra} | "
+                f"{r.dangling} / {r.size_mismatches} / {r.bad_digests} |"
             )
     return "\n".join(lines)
 
@@ -111,8 +157,13 @@ def plot(results: list[ScenarioResult], path: Path) -> Path | None:
 
 
 if __name__ == "__main__":
-    # python -m benchmarks.report benchmarks/results/latest.json: the table again.
-    print(table(load(Path(sys.argv[1]))))
+    # python -m benchmarks.report benchmarks/results/latest.json: the tables again.
+    loaded = load(Path(sys.argv[1]))
+    if any(not r.scenario.s3 for r in loaded):
+        print(table(loaded))
+    large = large_table(loaded)
+    if large:
+        print(f"\n{large}")
 
 
 def retry_cost(results: list[ScenarioResult], contender: str = "sqs_async") -> str | None:
