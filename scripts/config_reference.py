@@ -96,7 +96,8 @@ DESCRIPTIONS = {
     "receiver max_trials": "attempts per delete or visibility change (shortcut for `retry`)",
     "receiver retry": "`RetryPolicy` for deletes and visibility changes; receives retry "
     "transient errors without end",
-    "wait_time_seconds": "long polling: seconds a receive waits on an empty queue (0-20)",
+    "wait_time_seconds": "long polling: seconds a receive waits on an empty queue (0-20); "
+    "1 near the end of a read (see `SqsReceiver`)",
     "concurrent_receives": "ReceiveMessage calls at once, 10 messages each",
     "prefetch": "received messages that may wait in the buffer",
     "visibility_timeout": "seconds a received message stays hidden; extended by as much while held",

@@ -168,8 +168,9 @@ class ReceiverConfig(ConnectionConfig):
     """Configuration of an `SqsReceiver` (and its connection: see `ConnectionConfig`).
 
     Source: `queue_url` or `queue_name` (in the account `queue_owner_account_id` when the
-    queue is shared from another account). Polling: `wait_time_seconds` (long polling, 0-20),
-    `concurrent_receives` calls at once, each for up to 10 messages; `prefetch` messages may
+    queue is shared from another account). Polling: `wait_time_seconds` (long polling, 0-20;
+    shorter near the end of a read: see `SqsReceiver`), `concurrent_receives` calls at once,
+    each for up to 10 messages; `prefetch` messages may
     wait in the buffer. Holding: each message is received with `visibility_timeout` seconds
     and extended by as much while held; `max_hold` (seconds, None: no limit) stops extending a
     message held that long, so that a consumer that never acks gives it back to the queue.

@@ -20,6 +20,10 @@ FIFO_REQUESTS_PER_SECOND = 300.0  # a FIFO queue's request quota without high th
 MAX_IN_FLIGHT = 16  # concurrent requests of a sender (and its connection pool)
 MAX_TRIALS = 3  # attempts per message or receipt handle, the first included
 WAIT_SECONDS = MAX_WAIT_SECONDS  # a receiver long-polls as long as SQS allows
+# A poll's wait when nothing says messages are coming (a receiver just started, a queue found
+# empty): what is open on SQS when polling stops then ends within this. Still long polling
+# (above 0, SQS asks all its servers), so an empty answer is one.
+SHORT_WAIT_SECONDS = 1
 VISIBILITY_SECONDS = 30  # a received message's visibility timeout, extended while held
 CONCURRENT_RECEIVES = 2
 SPARE_CONNECTIONS = 4  # a receiver's connections beyond its polls: deletes, visibility changes

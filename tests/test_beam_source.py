@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -47,6 +48,21 @@ def test_bounded_read_of_5000_messages_empties_the_queue(
             | beam.Map(lambda kv: kv[0])  # at least once: each body, duplicates folded
         )
         assert_that(counts, equal_to(sent))
+    assert queue_counts(sync_client, queue_url) == (0, 0)
+
+
+def test_a_bounded_read_ends_once_it_has_read_max_messages(
+    server: LocalSqsServer, sync_client: Any, queue_url: str
+) -> None:
+    sent = fill(server, queue_url, 25)
+    started = time.monotonic()
+    with beam.Pipeline(options=options(server)) as p:
+        read = p | ReadFromSqs(queue_url=queue_url, max_messages=25, wait_time_seconds=20)
+        received = read | beam.Map(
+            lambda r: (r["Body"], r["Attributes"]["ApproximateReceiveCount"])
+        )
+        assert_that(received, equal_to([(body, "1") for body in sent]))
+    assert time.monotonic() - started < 15  # start-up included: well under the 20 s long poll
     assert queue_counts(sync_client, queue_url) == (0, 0)
 
 

@@ -36,6 +36,40 @@ def test_engine_delivers_everything_through_injected_entry_failures() -> None:
     assert (result.delivered, result.failed, result.lost, result.duplicates) == (300, 0, 0, 0)
 
 
+def test_large_scenario_stores_every_body_and_resolves_every_pointer() -> None:
+    """The engine through S3 on the endpoint (`--large`, tiny): one object per message, every
+    pointer sent after its object and naming its size, and the large-payload table's columns."""
+    from benchmarks.harness import ScenarioResult
+    from benchmarks.report import large_table
+
+    scenario = Scenario(latency_ms=1, body_bytes=4096, max_in_flight=4, s3=True)
+    with EndpointProcess() as endpoint:
+        result = run_contender("sqs_async", scenario, endpoint, 40)
+        stats = endpoint.stats()
+    assert (result.delivered, result.failed, result.lost, result.duplicates) == (40, 0, 0, 0)
+    # Every message arrived as a pointer the endpoint resolved to the object holding its body.
+    assert (result.objects_stored, result.objects_missing, result.objects_extra) == (40, 0, 0)
+    assert (result.dangling, result.size_mismatches, result.bad_digests) == (0, 0, 0)
+    assert stats["ids"] == stats["object_ids"] == [f"{i:09d}" for i in range(40)]
+    assert (stats["objects"], stats["objects_deleted"]) == (40, 0)
+    assert stats["stored_bytes"] == 40 * 4096
+    assert result.msgs_per_s > 0
+
+    report = large_table([ScenarioResult(scenario, {"sqs_async": result})])
+    assert report is not None
+    header, _, row = report.splitlines()
+    for column in (
+        "CPU ms / msg",
+        "peak RSS MB",
+        "endpoint CPU",
+        "objects stored / missing / extra",
+        "dangling / size mismatches / bad digests",
+    ):
+        assert column in header
+    assert row.startswith("| lat1ms-4KiB-mif4-s3 | sqs_async |")
+    assert row.endswith("| 40 / 0 / 0 (0) | 40 / 0 / 0 | 0 / 0 / 0 |")
+
+
 def test_receive_benchmark_reads_and_deletes_every_message() -> None:
     from benchmarks import receive
 

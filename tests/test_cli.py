@@ -16,7 +16,7 @@ import pytest
 
 from sqs_async.testing import LOCAL_CREDENTIALS, LocalSqsServer
 
-from .conftest import make_queue, stored_bodies, wait_until_visible
+from .conftest import drain, make_queue, stored_bodies, wait_until_visible
 
 # Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
 pytestmark = pytest.mark.integration
@@ -204,6 +204,9 @@ def test_local_detach_returns_when_ready_and_stop_frees_the_port(tmp_path: Path)
         )
     assert stopped.returncode == 0, stopped.stderr
     with socket.socket() as probe:
+        # As a server restarting binds (connections the stopped one closed may linger in
+        # TIME_WAIT); a socket still listening there would still refuse the bind.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", int(port)))  # free again
     assert not list(tmp_path.glob("sqs-async-local-*.pid"))
     gone = subprocess.run([*local, "--stop"], capture_output=True, text=True, env=env, timeout=60)
@@ -239,6 +242,24 @@ def test_receive_writes_json_lines_and_deletes_only_when_asked(
     assert take.returncode == 0, take.stderr
     assert len(take.stdout.splitlines()) == 10 and "deleted 10" in take.stderr
     wait_until_visible(sync_client, queue_url, 15, seconds=15)
+
+
+def test_receive_ends_once_it_has_what_it_was_asked_for_and_takes_no_more(
+    server: LocalSqsServer, sync_client: Any, queue_url: str
+) -> None:
+    for start in range(0, 40, 10):
+        entries = [{"Id": str(i), "MessageBody": f"m{i}"} for i in range(start, start + 10)]
+        sync_client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+    local = ["--endpoint-url", server.endpoint_url, "--region", "us-east-1"]
+    started = time.monotonic()
+    take = run_cli("receive", queue_url, "--max-messages", "25", "--wait", "20", "--delete", *local)
+    took = time.monotonic() - started
+    assert take.returncode == 0, take.stderr
+    assert len(take.stdout.splitlines()) == 25 and "deleted 25" in take.stderr
+    assert took < 15  # start-up included: a bound, well under the 20 s long poll
+    rest = drain(sync_client, queue_url)  # never received: each comes for the first time
+    assert len(rest) == 15
+    assert {m["Attributes"]["ApproximateReceiveCount"] for m in rest} == {"1"}
 
 
 def test_receive_from_a_missing_queue_is_a_clear_error(server: LocalSqsServer) -> None:
@@ -458,5 +479,5 @@ def test_large_lines_go_through_s3_both_ways(
     mistake = run_cli("receive", queue_url, *common, "--s3-cleanup")
     assert mistake.returncode == 2 and "Traceback" not in mistake.stderr
     assert mistake.stderr.strip() == (
-        "error: --s3-cleanup needs --s3-bucket, the bucket to store bodies in"
+        "error: --s3-cleanup needs --s3-bucket (large messages through S3 are off without it)"
     )

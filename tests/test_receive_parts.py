@@ -53,11 +53,13 @@ class OpenPolls(StubClient):
 
     def __init__(self) -> None:
         self.calls: list[asyncio.Future[dict[str, Any]]] = []
+        self.asked: list[tuple[int, int]] = []  # (MaxNumberOfMessages, WaitTimeSeconds)
         self.cancelled = 0
 
     async def receive_message(self, **kwargs: Any) -> dict[str, Any]:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.calls.append(answer)
+        self.asked.append((kwargs["MaxNumberOfMessages"], kwargs["WaitTimeSeconds"]))
         try:
             return await answer
         except asyncio.CancelledError:
@@ -102,40 +104,89 @@ def polling_for(client: OpenPolls, **settings: Any) -> tuple[Polling, Keeper, Re
     return polling, keeper, stats
 
 
+async def turns(count: int = 20) -> None:
+    """Let the loop run a while, for what must not happen."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
 async def test_empty_once_every_poll_open_at_an_empty_answer_came_back_empty() -> None:
     client = OpenPolls()
     polling, _, stats = polling_for(client, concurrent_receives=2)
+    polling.want(None, until_empty=True)  # a reader waits for the queue to be found empty
     polling.start()
     await settle(lambda: len(client.calls) == 2)
+    assert client.asked == [(10, 20), (10, 20)]  # the full wait: only that finds it empty
 
     client.answer(0)  # empty, but poll 1 is open on SQS: it may bring what 0 missed
-    await settle(lambda: len(client.calls) == 3)
+    await turns()
     assert stats.found_empty == 0 and not polling.empty.since_start
+    assert len(client.calls) == 2  # poll 0 waits for its turn: short polls go one at a time
 
-    client.answer(1, 1)  # it did: the evidence is void
+    client.answer(1, 1)  # it did: the evidence is void, and messages are coming
     await settle(lambda: len(client.calls) == 4)
+    assert client.asked[2:] == [(10, 20), (10, 20)]
     client.answer(2)  # empty while call 3 is open: not yet
-    await settle(lambda: len(client.calls) == 5)
+    await turns()
     assert stats.found_empty == 0 and not polling.empty.found.is_set()
 
     client.answer(3)  # every poll open at the empty answer came back empty
-    await settle(lambda: len(client.calls) == 6)
+    await settle(lambda: len(client.calls) == 5)
     assert stats.found_empty == 1 and stats.empty_receives == 3
     assert polling.empty.found.is_set() and polling.empty.since_start
+    # Found empty: one poll at a time, a short one, so that stopping takes about a second.
+    await turns()
+    assert client.open_calls() == [4] and client.asked[4] == (10, 1)
+    client.answer(4)  # nothing came since the full wait: the queue is found empty again
+    await settle(lambda: len(client.calls) == 6)
+    assert stats.found_empty == 2 and client.asked[5] == (10, 1)
 
     stopping = asyncio.create_task(polling.stop())
-    await settle(lambda: client.open_calls() == [4, 5])
-    client.answer(4)
+    await turns()
+    assert not stopping.done()  # the short poll on SQS finishes; the other is cancelled
     client.answer(5)
     await stopping
-    assert client.cancelled == 0
+    assert client.cancelled == 0 and len(client.calls) == 6
     polling.start()  # polling again: what was found before no longer counts
     assert not polling.empty.since_start
+    await settle(lambda: len(client.calls) == 7)
+    await turns()
+    assert client.open_calls() == [6] and client.asked[6] == (10, 1)  # still quiet: short
     stopping = asyncio.create_task(polling.stop())
-    await settle(lambda: len(client.open_calls()) == 2)
-    for call in client.open_calls():
-        client.answer(call)
+    await turns()
+    client.answer(6)
     await stopping
+
+
+async def test_polls_ask_for_no_more_than_the_reader_takes() -> None:
+    client = OpenPolls()
+    polling, _, stats = polling_for(client, concurrent_receives=3)
+    polling.want(25)
+    polling.start()
+    await settle(lambda: len(client.calls) == 1)
+    await turns()
+    assert client.asked == [(10, 1)]  # just started: one short poll, nothing says more
+
+    client.answer(0, *range(10))  # messages are coming: full waits, for the 15 left
+    await settle(lambda: len(client.calls) == 3)
+    await turns()
+    assert sorted(client.asked[1:]) == [(5, 20), (10, 20)] and len(client.calls) == 3
+
+    short = 1 if client.asked[1][0] == 10 else 2
+    client.answer(short, *range(10, 14))  # 4 of 10: the other 6 are asked for again, and
+    await settle(lambda: len(client.calls) == 4)  # the queue may be running dry: short
+    assert client.asked[3] == (6, 1)
+    assert [polling.take() is not None for _ in range(15)] == [True] * 14 + [False]
+    await turns()
+    assert len(client.calls) == 4  # taking what came does not make room for more
+
+    client.answer(3 - short, *range(14, 19))
+    client.answer(3, *range(19, 25))
+    await settle(lambda: stats.received == 25)
+    await turns()
+    assert len(client.calls) == 4 and client.open_calls() == []
+    await asyncio.wait_for(polling.stop(), timeout=5)  # at once: nothing open on SQS
+    assert client.cancelled == 0
 
 
 async def test_stopping_leaves_a_poll_on_the_server_to_finish_and_holds_what_it_brings() -> None:

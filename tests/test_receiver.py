@@ -10,8 +10,8 @@ import pytest
 
 from sqs_async import SqsClientError, SqsReceiver, SqsSender
 
-from .conftest import make_queue, queue_counts, until
-from .faults import client_error
+from .conftest import drain, make_queue, queue_counts, until
+from .faults import Forwarding, client_error
 
 
 @pytest.mark.slow
@@ -261,3 +261,109 @@ def test_overlapping_throttled_backoffs_count_once() -> None:
     now[0] = 3.25
     time.end()
     assert stats.throttled_seconds == 1.75
+
+
+# Ending: a read that is done ends within about a second, and strands nothing
+
+
+class Polls(Forwarding):
+    """Forwards to the real client; records each ReceiveMessage's (MaxNumberOfMessages,
+    WaitTimeSeconds) and counts the calls open."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.asked: list[tuple[int, int]] = []
+        self.open = 0
+
+    async def receive_message(self, **kwargs: Any) -> Any:
+        self.asked.append((kwargs["MaxNumberOfMessages"], kwargs["WaitTimeSeconds"]))
+        self.open += 1
+        try:
+            return await self.inner.receive_message(**kwargs)
+        finally:
+            self.open -= 1
+
+
+def recording(polls: list[Polls]) -> Any:
+    def wrap(client: Any) -> Polls:
+        polls.append(Polls(client))
+        return polls[-1]
+
+    return wrap
+
+
+def send_many(sync_client: Any, queue_url: str, count: int) -> None:
+    for start in range(0, count, 10):
+        entries = [
+            {"Id": str(i), "MessageBody": f"m{i}"} for i in range(start, min(count, start + 10))
+        ]
+        sync_client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+
+
+def receive_counts(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["Attributes"]["ApproximateReceiveCount"] for m in messages]
+
+
+def nothing_stranded(sync_client: Any, queue_url: str) -> None:
+    """A message sent now goes to the next reader at once: no poll left open on the server
+    takes it (one would hide it for the visibility timeout, and count a receive)."""
+    sync_client.send_message(QueueUrl=queue_url, MessageBody="after")
+    got = sync_client.receive_message(
+        QueueUrl=queue_url, WaitTimeSeconds=1, MessageSystemAttributeNames=["All"]
+    ).get("Messages", [])
+    assert [m["Body"] for m in got] == ["after"] and receive_counts(got) == ["1"]
+
+
+async def test_a_receiver_on_an_empty_queue_closes_within_about_a_second(
+    settings: dict[str, Any], sync_client: Any, queue_url: str
+) -> None:
+    polls: list[Polls] = []
+    async with SqsReceiver(
+        queue_url=queue_url,
+        wait_time_seconds=20,
+        concurrent_receives=4,
+        client_wrapper=recording(polls),
+        **settings,
+    ):
+        await until(lambda: bool(polls) and polls[0].open > 0, timeout=60)  # a poll on SQS
+        closing = time.monotonic()
+    assert time.monotonic() - closing < 5  # a bound, well under the 20 s long poll
+    nothing_stranded(sync_client, queue_url)
+
+
+@pytest.mark.parametrize("in_queue", [25, 40])
+async def test_max_messages_ends_once_read_and_takes_no_more(
+    settings: dict[str, Any], sync_client: Any, queue_url: str, in_queue: int
+) -> None:
+    send_many(sync_client, queue_url, in_queue)
+    started = time.monotonic()
+    async with SqsReceiver(
+        queue_url=queue_url, wait_time_seconds=20, concurrent_receives=4, **settings
+    ) as receiver:
+        read = [m async for m in receiver.messages(max_messages=25)]
+        assert not (await receiver.ack(read)).failed
+    assert time.monotonic() - started < 5  # a bound, well under the 20 s long poll
+    assert len({m.body for m in read}) == 25
+    assert {m.attributes["ApproximateReceiveCount"] for m in read} == {"1"}
+    assert receiver.stats.received == 25  # no poll asked for more than the reader took
+    rest = drain(sync_client, queue_url)
+    assert len(rest) == in_queue - 25 and set(receive_counts(rest)) <= {"1"}
+    nothing_stranded(sync_client, queue_url)
+
+
+async def test_until_empty_ends_within_about_a_second_of_finding_the_queue_empty(
+    settings: dict[str, Any], sync_client: Any, queue_url: str
+) -> None:
+    send_many(sync_client, queue_url, 30)
+    async with SqsReceiver(
+        queue_url=queue_url, wait_time_seconds=5, concurrent_receives=4, **settings
+    ) as receiver:
+        read = [m async for m in receiver.messages(until_empty=True)]
+        found = time.monotonic()  # a poll waited the full 5 s in vain: the finding
+        assert not (await receiver.ack(read)).failed
+    assert time.monotonic() - found < 3.5  # not another 5 s poll: a bound, not a benchmark
+    assert sorted(m.body for m in read) == sorted(f"m{i}" for i in range(30))
+    assert {m.attributes["ApproximateReceiveCount"] for m in read} == {"1"}
+    assert receiver.stats.found_empty >= 1
+    assert queue_counts(sync_client, queue_url) == (0, 0)
+    nothing_stranded(sync_client, queue_url)

@@ -109,6 +109,8 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
 
             async def read() -> None:
                 nonlocal written
+                # Polling starts as the reader says what it takes: no poll asks for more.
+                receiver.start_receiving()
                 async for message in receiver.messages(
                     max_messages=args.max_messages,
                     max_time=args.max_time,
@@ -122,7 +124,6 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
                         if len(unacked) == MAX_BATCH_ENTRIES:
                             await asyncio.shield(start_delete())
 
-            receiver.start_receiving()
             reading = asyncio.create_task(read())
             stopping = asyncio.create_task(stopped.wait())
             await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -7,6 +7,15 @@ and waiting up to `wait_time_seconds` on an empty queue. What an answer brings i
 is one, and waits in the buffer (at most `prefetch` messages; a poll waits for room). A
 transient error backs off and polls again, without end; any other (the queue is gone, access
 denied) ends the poll and is raised to readers.
+
+Ending within about a second. A poll open on SQS cannot be called back (see `Polling.stop`),
+so a read that is done must not have a long one open: polls ask for no more messages than the
+reader will still take (`Polling.want`), none at all once it has them; and a poll waits
+`wait_time_seconds` only while more messages are likely waiting (the last answer was full) or
+a reader waits for the queue to be found empty. Otherwise it waits `SHORT_WAIT_SECONDS` (a wait
+only matters on a queue with nothing to give), and while nothing came (just started, or the
+last answer was empty) one poll at a time: stopping then takes about a second, and an idle
+receiver makes about one call a second.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import Any
 
 from .. import stages
 from ..config import ReceiverConfig
-from ..defaults import MAX_BATCH_ENTRIES
+from ..defaults import MAX_BATCH_ENTRIES, SHORT_WAIT_SECONDS
 from ..errors import error_code, refusal
 from ..retry import Sleep
 from ..stages import Discard
@@ -32,37 +41,57 @@ class EmptyQueue:
     """Decides when the queue is empty. One empty answer is not enough: a poll open at the
     same time may be bringing the very messages this one could not see (another reader, or
     that poll, held them). The queue counts as empty once every poll open on SQS when an
-    empty answer came has come back empty too; any messages void that evidence.
+    empty answer came has come back empty too, and a poll has waited the full
+    `wait_time_seconds` in vain since the last message (shorter polls alone never find it
+    empty); any messages void that evidence.
 
     Each finding counts in `stats.found_empty` and sets `found` (a reader waiting for one
     clears it first). `since_start` says whether the queue was found empty since polling last
-    started (`restart`) and no poll has brought a message since."""
+    started (`restart`) and no poll has brought a message since. What polling last learnt of
+    the queue outlasts a restart: `coming`, the last answer was full (more are likely
+    waiting); `quiet`, it brought nothing (or none came yet); `waited`, a poll waited the full
+    time in vain and none brought a message since."""
 
     def __init__(self, stats: ReceiverStats) -> None:
         self._stats = stats
         self.found = asyncio.Event()
         self.since_start = False
+        self.coming = False
+        self.quiet = True
+        self.waited = False
         self._evidence: set[asyncio.Task[Any]] | None = None  # polls still to come back empty
 
     def restart(self) -> None:
         self.since_start = False
 
     def poll_returned(
-        self, task: asyncio.Task[Any], on_server: set[asyncio.Task[Any]], *, brought: bool
+        self,
+        task: asyncio.Task[Any],
+        on_server: set[asyncio.Task[Any]],
+        *,
+        brought: bool,
+        full: bool = False,
+        waited: bool = True,
     ) -> None:
-        """The poll `task` had an answer (`brought`: with messages); `on_server` are the
-        polls with a call open on SQS now."""
+        """The poll `task` had an answer (`brought`: with messages; `full`: as many as it
+        asked for; `waited`: it was asked to wait the full `wait_time_seconds`); `on_server`
+        are the polls with a call open on SQS now."""
+        self.coming, self.quiet = full, not brought
         if brought:
             self._evidence = None
             self.since_start = False
+            self.waited = False
             return
         self._stats.empty_receives += 1
+        self.waited = self.waited or waited
         if self._evidence is None:
             self._evidence = set(on_server)
         # A poll that ended without an answer (cancelled when polling stopped) has no say.
         self._evidence = {t for t in self._evidence if t is not task and not t.done()}
         if not self._evidence:
             self._evidence = None
+            if not self.waited:
+                return
             self._stats.found_empty += 1
             self.since_start = True
             self.found.set()
@@ -102,6 +131,13 @@ class Polling:
         self._on_server: set[asyncio.Task[Any]] = set()  # polls with a call open on SQS
         self._staging: set[asyncio.Task[Any]] = set()  # polls in the payload stage
         self._stopping = False
+        # What the reader wants (`want`), and what is on its way to it: received and not
+        # handed out (in a poll's hands, the stage or the buffer), and asked for on SQS.
+        self._wanted: int | None = None
+        self._until_empty = False
+        self._not_out = 0
+        self._asked = 0
+        self._changed = asyncio.Event()  # an answer came, or what the reader wants changed
 
     def bind(
         self, client: SqsReceiveClient, queue_url: str, stage: stages.PayloadStage | None
@@ -127,19 +163,42 @@ class Polling:
         """Start the polls; a no-op while they run."""
         if not self._tasks:
             self.empty.restart()
+            self._not_out = self.buffer.qsize()  # no poll holds any other message now
             self._tasks = [
                 asyncio.create_task(self._poll(), name=f"sqs-receive-{n}")
                 for n in range(self._config.concurrent_receives)
             ]
 
+    def want(self, limit: int | None, *, until_empty: bool = False) -> None:
+        """The reader takes at most `limit` more messages (None: no limit), and (with
+        `until_empty`) ends once the queue is found empty. Polls ask for no more than it will
+        take beyond what is received or asked for already, and wait the full time while it
+        waits for an empty finding (see `_turn`)."""
+        self._wanted = limit
+        self._until_empty = until_empty
+        self._changed.set()
+
+    def take(self) -> ReceivedMessage | None:
+        """The next buffered message for the reader, if any, without waiting."""
+        if self.buffer.empty():
+            return None
+        return self._handed(self.buffer.get_nowait())
+
+    def _handed(self, message: ReceivedMessage) -> ReceivedMessage:
+        self._not_out -= 1
+        if self._wanted is not None:
+            self._wanted -= 1
+        return message
+
     async def stop(self) -> None:
         """End the polls without stranding a message. SQS does not learn that a client gave
         up on a long poll: a cancelled `ReceiveMessage` stays open on the server and takes the
         next messages to arrive, which then stay invisible for a visibility timeout and count
-        as received. So a poll on the server is left to finish (at most `wait_time_seconds`),
-        and so is one whose messages are in the payload stage; what they bring stays held and
-        not handed out (the receiver's `stop_*` say who takes it). Polls not on the server
-        (waiting for room in the buffer, or backing off) are cancelled at once. A poll that
+        as received. So a poll on the server is left to finish (at most `wait_time_seconds`;
+        about a second once the read is done: see the module docstring), and so is one whose
+        messages are in the payload stage; what they bring stays held and not handed out (the
+        receiver's `stop_*` say who takes it). Polls not on the server (waiting for room in
+        the buffer or for their turn, or backing off) are cancelled at once. A poll that
         outlasts its wait by a request timeout is stuck on the network, not waiting on SQS,
         and is cancelled (messages it had in the stage stay held and not `ready`)."""
         polls, self._tasks = self._tasks, []
@@ -184,19 +243,45 @@ class Polling:
             if not getter.done():
                 getter.cancel()
         if getter.done() and not getter.cancelled():
-            return getter.result()
+            return self._handed(getter.result())
         return None
+
+    async def _turn(self) -> tuple[int, int]:
+        """(MaxNumberOfMessages, WaitTimeSeconds) of this poll's next call, once it may make
+        one: not while the reader needs nothing beyond what is received or asked for, nor,
+        while the queue is quiet, while another call is open on SQS."""
+        full = self._config.wait_time_seconds
+        while True:
+            ask = MAX_BATCH_ENTRIES
+            if self._wanted is not None:
+                ask = min(ask, self._wanted - self._not_out - self._asked)
+            empty = self.empty
+            if empty.coming or (self._until_empty and not empty.waited):
+                wait = full
+            else:
+                wait = min(full, SHORT_WAIT_SECONDS)
+            if ask > 0 and (wait == full or not empty.quiet or not self._on_server):
+                return ask, wait
+            self._changed.clear()
+            await self._changed.wait()
 
     async def _poll(self) -> None:
         """One long-polling loop: receive, hold, stage, buffer."""
         throttle = ThrottleClock(self._throttled_time, self._sleep)
 
         async def receive() -> list[ReceivedMessage]:
+            ask, wait = await self._turn()
+            self._asked += ask
             try:
-                return await self._receive_once()
+                received = await self._receive_once(ask, wait)
             except Exception as exc:
                 throttle.saw(exc)
                 raise
+            finally:
+                self._asked -= ask
+                self._changed.set()
+            self._not_out += len(received)
+            return received
 
         while not self._stopping:
             try:
@@ -207,13 +292,17 @@ class Polling:
                 self._fail(refusal(exc, error_code(exc), self._queue_url, work="receive"))
                 return
             if received and self._stage is not None:
-                received = await self._through_stage(received)
+                staged = await self._through_stage(received)
+                if len(staged) < len(received):
+                    self._not_out -= len(received) - len(staged)  # not coming after all
+                    self._changed.set()
+                received = staged
             for message in received:
                 if self._stopping:
                     return  # the rest stays held: the receiver's stop_* take it
                 await self.buffer.put(message)
 
-    async def _receive_once(self) -> list[ReceivedMessage]:
+    async def _receive_once(self, ask: int, wait: int) -> list[ReceivedMessage]:
         config = self._config
         if self._stopping:
             return []  # no new poll once stopping began
@@ -224,8 +313,8 @@ class Polling:
         try:
             response = await self._client.receive_message(
                 QueueUrl=self._queue_url,
-                MaxNumberOfMessages=MAX_BATCH_ENTRIES,
-                WaitTimeSeconds=config.wait_time_seconds,
+                MaxNumberOfMessages=ask,
+                WaitTimeSeconds=wait,
                 VisibilityTimeout=config.visibility_timeout,
                 MessageSystemAttributeNames=list(config.attribute_names),
                 MessageAttributeNames=self._attribute_names,
@@ -244,7 +333,13 @@ class Polling:
                 visible_until=started + config.visibility_timeout,
                 ready=self._stage is None,
             )
-        self.empty.poll_returned(task, self._on_server, brought=bool(received))
+        self.empty.poll_returned(
+            task,
+            self._on_server,
+            brought=bool(received),
+            full=len(received) >= ask,
+            waited=wait >= config.wait_time_seconds,
+        )
         return received
 
     async def _through_stage(self, received: list[ReceivedMessage]) -> list[ReceivedMessage]:

@@ -14,7 +14,10 @@ is handed out and after it is deleted (`_stages`).
             await receiver.ack([message])
 
 Cost model: each receive call brings up to 10 messages and waits up to `wait_time_seconds`
-on an empty queue; `concurrent_receives` calls run at once. Holding N messages costs one
+on an empty queue; `concurrent_receives` calls run at once. Unless the last answer was full
+(more are likely waiting) or a reader waits for the queue to be found empty, a call waits
+`defaults.SHORT_WAIT_SECONDS` instead, one at a time while nothing comes, so that closing
+takes about a second: an idle receiver makes about one call a second. Holding N messages costs one
 `ChangeMessageVisibilityBatch` per 10 of them about every `visibility_timeout / 2` seconds
 (the keeper looks every sixth of it and extends what has less than half left). Deletes,
 releases and extensions run at most as many calls at once as the connection pool has
@@ -131,8 +134,9 @@ class SqsReceiver(AsyncResource):
     def found_empty(self) -> bool:
         """Whether the queue was found empty since polling last started, with no message
         brought since: a poll came back empty, and so did every poll open on SQS at that
-        moment (as `messages(until_empty=True)` decides). A reader that read nothing and
-        sees this has drained the queue, as far as SQS can tell."""
+        moment (as `messages(until_empty=True)` decides; polls wait the full
+        `wait_time_seconds` for that only while such a reader waits). A reader that read
+        nothing and sees this has drained the queue, as far as SQS can tell."""
         return self._polling.empty.since_start
 
     async def backlog(self, max_age: float = BACKLOG_MAX_AGE) -> int | None:
@@ -256,6 +260,7 @@ class SqsReceiver(AsyncResource):
         poll open on SQS at that moment (one of them may be bringing what it could not see).
         Each is held until acked or released. Raises `SqsClientError` if the queue refuses."""
         deadline = None if max_time is None else self._clock() + max_time
+        self._polling.want(max_messages, until_empty=until_empty)
         count = 0
         while max_messages is None or count < max_messages:
             remaining = None if deadline is None else deadline - self._clock()
@@ -274,13 +279,14 @@ class SqsReceiver(AsyncResource):
         self, max_messages: int = MAX_BATCH_ENTRIES, wait: float = 0
     ) -> list[ReceivedMessage]:
         """Up to `max_messages` buffered messages, waiting up to `wait` seconds for the first."""
+        self._polling.want(None)
         first = await self._next(wait, until_empty=False)
         if first is None:
             return []
         batch = [first]
-        buffer, hand_out = self._polling.buffer, self._keeper.hand_out
-        while len(batch) < max_messages and not buffer.empty():
-            batch.append(hand_out(buffer.get_nowait()))
+        take, hand_out = self._polling.take, self._keeper.hand_out
+        while len(batch) < max_messages and (message := take()) is not None:
+            batch.append(hand_out(message))
         return batch
 
     async def ack(self, messages: Iterable[ReceivedMessage]) -> AckResult:
@@ -319,9 +325,9 @@ class SqsReceiver(AsyncResource):
     async def _next(self, wait: float | None, until_empty: bool) -> ReceivedMessage | None:
         if self._error is not None:
             raise self._error
-        buffer = self._polling.buffer
-        if not buffer.empty():
-            return self._keeper.hand_out(buffer.get_nowait())
+        message = self._polling.take()
+        if message is not None:
+            return self._keeper.hand_out(message)
         message = await self._polling.wait(wait, until_empty=until_empty, broken=self._broken)
         if message is not None:
             return self._keeper.hand_out(message)
