@@ -57,8 +57,9 @@ class PayloadStage:
 
     # Message attributes `incoming` needs: a receiver asks for them whatever else it asks for.
     attribute_names: tuple[str, ...] = ()
-    # Most messages a receiver may keep ready to hand out (its `prefetch` at most), for a
-    # stage whose messages are large (offload: as many as it fetches at once); None: any.
+    # Most messages a receiver may keep ready to hand out (its `prefetch` at most), and ask
+    # for in one call, for a stage whose messages are large (offload: as many as it fetches
+    # at once); None: any.
     buffer_limit: int | None = None
 
     @asynccontextmanager

@@ -592,12 +592,21 @@ async def test_messages_a_stuck_stage_never_finished_are_released_not_handed_ove
 
 
 class Large(Unwrap):
-    """A stage whose messages are large: the receiver keeps at most 2 ready."""
+    """A stage whose messages are large: the receiver keeps at most 2 ready, asks for 2."""
 
     buffer_limit = 2
 
 
-async def test_a_stage_with_large_messages_bounds_the_buffer() -> None:
-    bounded, _, _ = polling_for(OpenPolls(), payload_stage=Large(), prefetch=100)
-    free, _, _ = polling_for(OpenPolls(), payload_stage=Unwrap(), prefetch=100)
-    assert (bounded.buffer.maxsize, free.buffer.maxsize) == (2, 100)
+async def test_a_stage_with_large_messages_bounds_the_buffer_and_each_call() -> None:
+    asked = []
+    for stage in (Large(), Unwrap()):
+        client = OpenPolls()
+        polling, _, _ = polling_for(client, payload_stage=stage, prefetch=100)
+        polling.start()
+        await settle(lambda client=client: len(client.calls) == 1)
+        asked.append((polling.buffer.maxsize, client.asked[0][0]))
+        stopping = asyncio.ensure_future(polling.stop())
+        await turns()
+        client.answer(0)  # the poll open on the server ends; no other starts
+        await asyncio.wait_for(stopping, timeout=5)
+    assert asked == [(2, 2), (100, 10)]  # (messages ready at most, asked for in one call)

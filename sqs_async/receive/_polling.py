@@ -123,6 +123,7 @@ class Polling:
         self._clock = clock
         self._stage: stages.PayloadStage | None = None  # the stage's session, given at `bind`
         self._attribute_names = list(config.message_attribute_names)
+        self._max_ask = MAX_BATCH_ENTRIES  # messages per call (fewer for a large-message stage)
         self._client: Any = None
         self._queue_url = ""
         self.buffer: asyncio.Queue[ReceivedMessage] = asyncio.Queue()
@@ -150,9 +151,10 @@ class Polling:
         if stage is not None and not {"All", ".*"} & set(names):
             names += [name for name in stage.attribute_names if name not in names]
         self._attribute_names = names
-        room = self._config.prefetch
-        if stage is not None and stage.buffer_limit is not None:
+        room, self._max_ask = self._config.prefetch, MAX_BATCH_ENTRIES
+        if stage is not None and stage.buffer_limit is not None:  # large messages: few at once
             room = min(room, stage.buffer_limit)
+            self._max_ask = min(MAX_BATCH_ENTRIES, stage.buffer_limit)
         self.buffer = asyncio.Queue(maxsize=room)
 
     @property
@@ -252,7 +254,7 @@ class Polling:
         while the queue is quiet, while another call is open on SQS."""
         full = self._config.wait_time_seconds
         while True:
-            ask = MAX_BATCH_ENTRIES
+            ask = self._max_ask
             if self._wanted is not None:
                 ask = min(ask, self._wanted - self._not_out - self._asked)
             empty = self.empty
