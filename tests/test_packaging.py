@@ -67,6 +67,7 @@ def test_beam_adapter_uses_only_the_engines_public_modules() -> None:
         "sqs_async.checks",
         "sqs_async.defaults",
         "sqs_async.errors",
+        "sqs_async.offload",
         "sqs_async.results",
         "sqs_async.stages",
         "sqs_async.testing",
