@@ -127,6 +127,7 @@ DESCRIPTIONS = {
     "wait": "long-polling seconds (0-20)",
     "visibility-timeout": "seconds a message stays hidden while held",
     "local queue": "create this queue when starting (repeatable)",
+    "bucket": "create this S3 bucket when starting, served on the same endpoint (repeatable)",
     "read format": "schema'd rows instead of dicts: `STRING`, `RAW` or `JSON` (with `schema`)",
     "read schema": 'JSON schema of the body, for `format="JSON"`',
     "read error_output": "with `format`: the output for bodies JSON cannot parse (error rows)",

@@ -139,7 +139,7 @@ def test_python_module_and_console_script_agree() -> None:
 
 def test_local_starts_a_loopback_server_with_queues_and_says_ready_last() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "sqs_async", "local", "--queue", "demo"],
+        [sys.executable, "-m", "sqs_async", "local", "--queue", "demo", "--bucket", "payloads"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -153,6 +153,11 @@ def test_local_starts_a_loopback_server_with_queues_and_says_ready_last() -> Non
         assert printed[1].startswith("queue http://127.0.0.1:") and printed[1].strip().endswith(
             "/demo"
         )
+        assert printed[2].startswith("bucket payloads ")
+        endpoint = printed[0].split()[4].rstrip(",")
+        s3 = boto3.client("s3", endpoint_url=endpoint, **LOCAL_CREDENTIALS)
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["payloads"]
+        assert f"AWS_ENDPOINT_URL_S3={endpoint}" in printed[-1]
     finally:
         process.send_signal(signal.SIGINT)
         status = process.wait(timeout=30)

@@ -222,6 +222,9 @@ def parser() -> argparse.ArgumentParser:
         "--port", type=_number(int, 0, 65535), default=0, help="port (0: a free one)"
     )
     local.add_argument("--queue", action="append", default=[], help="create this queue")
+    local.add_argument(
+        "--bucket", action="append", default=[], help="create this S3 bucket (large messages)"
+    )
     mode = local.add_mutually_exclusive_group()
     mode.add_argument(
         "--detach", action="store_true", help="run in the background; return once ready"

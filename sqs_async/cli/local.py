@@ -1,8 +1,8 @@
 """`sqs-async local`: an SQS-compatible server on 127.0.0.1 (moto's, see `sqs_async.testing`),
 in the foreground, or in the background (`--detach`) until `--stop`.
 
-The ready line is printed last, once the queues exist: a script that waits for it (as
-`--detach` does) can send at once.
+The ready line is printed last, once the queues (and S3 buckets, which the same server serves,
+for large messages) exist: a script that waits for it (as `--detach` does) can send at once.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ def command_local(args: argparse.Namespace) -> int:
         return stop_detached(args.port)
     if args.detach:
         return start_detached(args)
-    return serve(args.port, args.queue, detached=args.serve_detached)
+    return serve(args.port, args.queue, args.bucket, detached=args.serve_detached)
 
 
-def serve(port: int, queues: list[str], *, detached: bool = False) -> int:
-    """Start the server, create `queues`, print the settings and the ready line; serve until
-    Ctrl-C or SIGTERM."""
+def serve(port: int, queues: list[str], buckets: list[str], *, detached: bool = False) -> int:
+    """Start the server, create `queues` and `buckets`, print the settings and the ready
+    line; serve until Ctrl-C or SIGTERM."""
     stop = threading.Event()
     # Handlers first: Ctrl-C (or SIGTERM) at any moment from here on stops the server cleanly.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -55,16 +55,20 @@ def serve(port: int, queues: list[str], *, detached: bool = False) -> int:
     pid_path = pid_file(int(server.endpoint_url.rsplit(":", 1)[1]))
     try:
         urls = _create_queues(server, queues)
+        _create_buckets(server, buckets)
         settings = server.client_settings
         print(f"local SQS server at {server.endpoint_url}, region {settings['region_name']}")
         for url in urls:
             print(f"queue {url}")
+        for bucket in buckets:
+            print(f"bucket {bucket} (S3, on the same endpoint: --s3-bucket {bucket})")
         print(
             "clients need credentials, and any will do; in another shell:\n"
             f"  export AWS_ACCESS_KEY_ID={settings['aws_access_key_id']} "
             f"AWS_SECRET_ACCESS_KEY={settings['aws_secret_access_key']} "
             f"AWS_DEFAULT_REGION={settings['region_name']} "
             f"AWS_ENDPOINT_URL_SQS={server.endpoint_url}"
+            + (f" AWS_ENDPOINT_URL_S3={server.endpoint_url}" if buckets else "")
         )
         if detached:
             pid_path.write_text(str(os.getpid()))
@@ -96,11 +100,26 @@ def _create_queues(server: LocalSqsServer, names: list[str]) -> list[str]:
     return urls
 
 
+def _create_buckets(server: LocalSqsServer, names: list[str]) -> None:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = boto3.client("s3", **server.client_settings)
+    for name in names:
+        try:
+            client.create_bucket(Bucket=name)
+        except (BotoCoreError, ClientError) as exc:
+            reason = " ".join(str(exc).split())
+            raise CliError(f"cannot create bucket {name!r}: {reason}") from None
+
+
 def start_detached(args: argparse.Namespace) -> int:
     """Run the server in a process of its own; return once it is ready (or failed)."""
     command = [sys.executable, "-m", "sqs_async", "local", "--port", str(args.port)]
     for name in args.queue:
         command += ["--queue", name]
+    for name in args.bucket:
+        command += ["--bucket", name]
     child = subprocess.Popen(
         [*command, "--serve-detached"],
         stdin=subprocess.DEVNULL,

@@ -34,6 +34,8 @@ log = logging.getLogger("sqs_async")
 # As the Java library allows: up to 988 characters from these, not starting with "." or "/",
 # without "..".
 _KEY_PREFIX = re.compile(r"(?![./])(?!.*\.\.)[a-zA-Z0-9./_-]{0,988}")
+# What botocore lets through as a bucket name (S3 itself is stricter for new buckets).
+_BUCKET = re.compile(r"[a-zA-Z0-9.\-_]{1,255}")
 MISSING_PAYLOAD = ("leave", "delete")
 
 
@@ -81,8 +83,11 @@ class S3Offload(PayloadStage):
     attribute_names = SIZE_ATTRIBUTES
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bucket, str) or not self.bucket:
-            raise ValueError(f"bucket must name an S3 bucket, got {self.bucket!r}")
+        if not isinstance(self.bucket, str) or not _BUCKET.fullmatch(self.bucket):
+            raise ValueError(
+                "bucket must name an S3 bucket (letters, digits, '.', '-' and '_'), got "
+                f"{self.bucket!r}"
+            )
         if not isinstance(self.key_prefix, str) or not _KEY_PREFIX.fullmatch(self.key_prefix):
             raise ValueError(
                 "key_prefix must be at most 988 characters from a-z, A-Z, 0-9, '.', '/', '_' "
