@@ -11,7 +11,9 @@ The read's row: Java's `SqsReadSchemaTransform` fields first, `body`, `message_i
 `request_timestamp` (when the reader handed the message on, ms, moments after the receive);
 then `attributes` (the sender's message attributes as text: String and Number values as
 SQS stores them, Binary values base64-encoded), `message_group_id` and `sequence_number`
-(FIFO queues; None otherwise) and `receive_count` (`ApproximateReceiveCount`). With
+(FIFO queues; None otherwise), `receive_count` (`ApproximateReceiveCount`) and
+`payload_location` (`s3://bucket/key` for a body stored in S3, see `sqs_async.offload`; None
+otherwise). With
 `format="JSON"` the body's parsed fields take the place of `body`.
 
 Errors take Beam YAML's standard shape, `Row(element=..., msg=..., stack=...)`.
@@ -42,6 +44,7 @@ METADATA_FIELDS: list[tuple[str, Any]] = [
     ("message_group_id", Optional[str]),  # noqa: UP045
     ("sequence_number", Optional[str]),  # noqa: UP045
     ("receive_count", int),
+    ("payload_location", Optional[str]),  # noqa: UP045
 ]
 METADATA_NAMES = frozenset(name for name, _ in METADATA_FIELDS)
 
@@ -112,6 +115,7 @@ def metadata(record: Mapping[str, Any], received_ms: int) -> dict[str, Any]:
         "message_group_id": system.get("MessageGroupId"),
         "sequence_number": system.get("SequenceNumber"),
         "receive_count": int(system.get("ApproximateReceiveCount") or 1),
+        "payload_location": record.get("PayloadLocation"),
     }
 
 

@@ -98,9 +98,9 @@ class YamlReadFromSqs(_YamlTransform):
     Each row has the body (or its parsed fields), then `message_id`, `receipt_handle`,
     `timestamp` (sent time, ms since the epoch), `request_timestamp` (ms), `attributes` (a
     map of str to str: Number values as their decimal text, Binary values base64-encoded),
-    `message_group_id` and `sequence_number` (FIFO queues, else null) and `receive_count`.
-    Bounded when `max_num_records`, `max_read_time_secs` or `until_empty` is given, else a
-    streaming read.
+    `message_group_id` and `sequence_number` (FIFO queues, else null), `receive_count` and
+    `payload_location` (where a body stored in S3 was, else null). Bounded when
+    `max_num_records`, `max_read_time_secs` or `until_empty` is given, else a streaming read.
 
     Args:
       queue_url: the queue's URL. Give this or queue_name.

@@ -88,6 +88,7 @@ def test_read_row_schemas() -> None:
         "message_group_id",
         "sequence_number",
         "receive_count",
+        "payload_location",
     ]
     assert field_names(row_schema("STRING")) == ["body", *metadata]
     schema = {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]}
@@ -133,8 +134,13 @@ def test_messages_become_rows_and_bad_bodies_error_rows() -> None:
     assert row.timestamp == 1700000000123 and row.receive_count == 2
     assert row.attributes == {"s": "text", "n": "12.5", "b": "AP8="}  # Binary: base64
     assert (row.message_group_id, row.sequence_number) == ("g", "42")
+    assert row.payload_location is None
     [raw] = rows_of(_ToRowFn("RAW", None, None), record("héllo"))
     assert raw.body == "héllo".encode() and raw.message_group_id is None
+    [large] = rows_of(
+        _ToRowFn("STRING", None, None), {**record("x"), "PayloadLocation": "s3://b/k"}
+    )
+    assert large.payload_location == "s3://b/k"  # a body that was stored in S3
     for bad in ("{oops", '{"id": "seven"}'):
         [error] = rows_of(_ToRowFn("JSON", schema, "bad"), record(bad))
         assert error.tag == "bad"
