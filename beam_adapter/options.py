@@ -138,6 +138,6 @@ class SqsOptions(PipelineOptions):
         if view.disable_ssl:
             settings["use_ssl"] = False
         settings["payload_stage"] = offload_from(
-            {f"s3_{flag.field}": getattr(view, f"s3_{flag.field}") for flag in FLAGS}
+            {f"s3_{flag.field}": getattr(view, f"s3_{flag.field}") for flag in FLAGS}, "_"
         )
         return {key: value for key, value in settings.items() if value is not None}

@@ -43,6 +43,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from sqs_async import ReceivedMessage, ReceiverConfig, ReceiverStats, SqsReceiver
 from sqs_async.checks import check_number
+from sqs_async.offload import stored_location
 
 from . import runtime
 from .options import SqsOptions
@@ -308,6 +309,8 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
 
     def setup(self) -> None:
         self._metrics = _Metrics()
+        # Without a payload stage, a pointer to a body in S3 is emitted as it is: say so once.
+        self._told_of_pointers = self.config.payload_stage is not None
         # Beam may set up this DoFn in stages that never read (splitting, sizing): it polls
         # only when a bundle asks for messages.
         receiver = SqsReceiver(
@@ -315,6 +318,18 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
         )
         runtime.run(receiver.open())
         self._receiver = receiver
+
+    def _tell_of_pointer(self, message: ReceivedMessage) -> None:
+        where = stored_location(message.message_attributes, message.body)
+        if where is not None:
+            self._told_of_pointers = True
+            log.warning(
+                "message %s points to a body stored in S3 (%s), emitted as the pointer: give "
+                "ReadFromSqs payload_stage=S3Offload(...) or the --s3_bucket option to fetch "
+                "such bodies",
+                message.message_id,
+                where,
+            )
 
     def teardown(self) -> None:
         receiver, self._receiver = self._receiver, None
@@ -391,6 +406,8 @@ class _ReadFn(beam.DoFn, RestrictionProvider):
             # polling in `_collect` and took all it had received: nothing to give back.)
             runtime.run(receiver.stop_receiving())
         for message in claimed:
+            if not self._told_of_pointers:
+                self._tell_of_pointer(message)
             record = message.as_record(with_receipt_handle=self.read.with_receipt_handle)
             yield TimestampedValue(record, message.sent_timestamp or time.time())
         if claimed and self.read.delete_after == "output":

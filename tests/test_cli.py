@@ -464,6 +464,13 @@ def test_large_lines_go_through_s3_both_ways(
     assert sent.returncode == 0, sent.stderr
     assert s3.list_objects_v2(Bucket="cli-payloads")["KeyCount"] == 3
 
+    raw = run_cli("receive", queue_url, "--until-empty", "--wait", "1", *common)  # no --s3-*
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stderr.count("warning: message ") == 1  # once, naming the flag to pass
+    assert "points to a body stored in S3 (s3://cli-payloads/" in raw.stderr
+    assert "pass --s3-bucket" in raw.stderr
+    wait_until_visible(sync_client, queue_url, 4, seconds=15)  # released: visible again
+
     received = run_cli(
         "receive",
         queue_url,
@@ -480,6 +487,29 @@ def test_large_lines_go_through_s3_both_ways(
     assert sorted(line["Body"] for line in lines) == sorted(bodies)
     assert sum("PayloadLocation" in line for line in lines) == 3
     assert s3.list_objects_v2(Bucket="cli-payloads")["KeyCount"] == 0
+
+    # A body gone from S3: deleted unread when asked, else not written and status 1.
+    for policy, status, said in (
+        ("delete", 0, "1 deleted unread: their body in S3 was gone"),
+        ("leave", 1, "1 not written: their body in S3 could not be fetched"),
+    ):
+        assert run_cli("send", queue_url, str(messages), *common, *offload).returncode == 0
+        for listed in s3.list_objects_v2(Bucket="cli-payloads")["Contents"][:1]:
+            s3.delete_object(Bucket="cli-payloads", Key=listed["Key"])
+        gone = run_cli(
+            "receive",
+            queue_url,
+            "--until-empty",
+            "--delete",
+            "--wait",
+            "1",
+            *common,
+            *offload,
+            "--s3-missing-payload",
+            policy,
+        )
+        assert gone.returncode == status, gone.stderr
+        assert said in gone.stderr and len(gone.stdout.splitlines()) == 3
 
     mistake = run_cli("receive", queue_url, *common, "--s3-cleanup")
     assert mistake.returncode == 2 and "Traceback" not in mistake.stderr

@@ -119,6 +119,11 @@ def test_settings_are_checked_and_flags_need_a_bucket() -> None:
     assert offload_from({"s3_bucket": "b", "s3_threshold": 0}) == S3Offload(bucket="b", threshold=0)
     with pytest.raises(ValueError, match=r"^--s3-concurrent-transfers must be >= 1, got 0$"):
         offload_from({"s3_bucket": "b", "s3_concurrent_transfers": 0})
+    with pytest.raises(ValueError, match=r"^--s3_threshold needs --s3_bucket \("):  # Beam's
+        offload_from({"s3_threshold": 5}, "_")
+    for url in ("not-a-url", "127.0.0.1:9324", "ftp://host"):
+        with pytest.raises(ValueError, match="endpoint_url must be a whole URL"):
+            S3Offload(bucket="b", endpoint_url=url)
     with pytest.raises(ValueError, match="--s3-always and --s3-cleanup need --s3-bucket"):
         offload_from({"s3_cleanup": True, "s3_always": True})
     assert offload_from({"s3_bucket": None, "s3_cleanup": False}) is None

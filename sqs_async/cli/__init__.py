@@ -66,13 +66,15 @@ examples:
   sqs-async receive my-queue --max-messages 100 --delete --output taken.jsonl
 
 Each line is {"MessageId", "Body", "Attributes", "MessageAttributes"} (Binary attribute values
-in base64). Without --delete every message read is made visible again at the end, for other
-readers; with --delete a message is deleted once its line is written, and on Ctrl-C every
-line written is deleted before the command ends. Without a limit it runs until Ctrl-C.
+in base64), and "PayloadLocation" for a body fetched from S3 (--s3-bucket). Without --delete
+every message read is made visible again at the end, for other readers; with --delete a
+message is deleted once its line is written, and on Ctrl-C every line written is deleted
+before the command ends. Without a limit it runs until Ctrl-C.
 
 """ + exit_statuses(
     "every message written (and deleted, with --delete)",
-    "some written messages could not be deleted (their ids are listed)",
+    "some written messages could not be deleted (their ids are listed), or some could not be\n"
+    "       read whole (their body in S3 could not be fetched)",
 )
 
 LOCAL_EXAMPLE = """\

@@ -14,6 +14,7 @@ import sys
 from typing import IO, Any
 
 from ..defaults import MAX_BATCH_ENTRIES
+from ..offload import stored_location
 from ..receive import ReceivedMessage, SqsReceiver
 from .common import (
     Status,
@@ -81,6 +82,8 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
     deletes: set[asyncio.Task[None]] = set()
     not_deleted: list[tuple[ReceivedMessage, str, str]] = []
     settings: dict[str, Any] = {**queue_settings(args.queue)}
+    stage = offload_stage(args)
+    told_of_pointers = stage is not None  # without a stage, a pointer is told of once
     await check_queue_url(args.queue, args.endpoint_url, args.region)
     try:
         async with SqsReceiver(
@@ -89,7 +92,7 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
             region_name=args.region,
             wait_time_seconds=args.wait,
             visibility_timeout=args.visibility_timeout,
-            payload_stage=offload_stage(args),
+            payload_stage=stage,
             poll_on_open=False,
         ) as receiver:
 
@@ -108,7 +111,7 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
                 return task
 
             async def read() -> None:
-                nonlocal written
+                nonlocal written, told_of_pointers
                 # Polling starts as the reader says what it takes: no poll asks for more.
                 receiver.start_receiving()
                 async for message in receiver.messages(
@@ -119,6 +122,16 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
                     if not output.write(message.as_record()):
                         return  # not written: released when the receiver closes
                     written += 1
+                    if not told_of_pointers:
+                        where = stored_location(message.message_attributes, message.body)
+                        if where is not None:
+                            told_of_pointers = True
+                            print(
+                                f"warning: message {message.message_id} points to a body "
+                                f"stored in S3 ({where}), written as the pointer: pass "
+                                "--s3-bucket to fetch such bodies",
+                                file=sys.stderr,
+                            )
                     if args.delete:
                         unacked.append(message)
                         if len(unacked) == MAX_BATCH_ENTRIES:
@@ -144,6 +157,19 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
         + (" (output closed)" if output.closed_by_reader else ""),
         file=sys.stderr,
     )
+    stats = receiver.stats
+    if stats.discarded:
+        print(
+            f"{stats.discarded} deleted unread: their body in S3 was gone "
+            "(--s3-missing-payload delete)",
+            file=sys.stderr,
+        )
+    if stats.stage_failures:
+        print(
+            f"{stats.stage_failures} not written: their body in S3 could not be fetched (see "
+            "above); SQS gives them out again after their visibility timeout",
+            file=sys.stderr,
+        )
     if not_deleted:
         shown = ", ".join(m.message_id for m, _, _ in not_deleted[:SHOWN_FAILURES])
         rest = len(not_deleted) - SHOWN_FAILURES
@@ -156,7 +182,8 @@ async def receive_lines(args: argparse.Namespace, output: Output) -> int:
         )
     if stopped.is_set():
         return Status.INTERRUPTED
-    return Status.FAILED if not_deleted or output.closed_by_reader else Status.OK
+    unread = stats.stage_failures
+    return Status.FAILED if not_deleted or unread or output.closed_by_reader else Status.OK
 
 
 def command_receive(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ message is handed out. See `S3Offload` for the settings and the README's "Large 
 
     S3Offload                 the stage (a picklable value; each engine opens its own client)
     S3Pointer, read_pointer   the pointer body: where a payload is, and reading one
+    stored_location           where a pointer received without S3Offload says its body is
     original_receipt_handle   the SQS handle inside one AWS's extended clients marked
     marked_receipt_handle     a handle marked as those clients mark it
     FLAGS, add_flags, offload_from   the settings as flags (command line, Beam options)
@@ -24,6 +25,7 @@ from ._pointer import (
     marked_receipt_handle,
     original_receipt_handle,
     read_pointer,
+    stored_location,
 )
 from ._stage import OffloadCounts, OffloadRefused, S3Offload
 
@@ -42,4 +44,5 @@ __all__ = [
     "offload_from",
     "original_receipt_handle",
     "read_pointer",
+    "stored_location",
 ]

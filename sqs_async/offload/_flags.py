@@ -92,10 +92,11 @@ def add_flags(add_argument: Callable[..., Any], separator: str, side: str | None
             add_argument(flag.name(separator), type=flag.kind, choices=flag.choices, help=flag.help)
 
 
-def offload_from(values: Mapping[str, Any]) -> S3Offload | None:
+def offload_from(values: Mapping[str, Any], separator: str = "-") -> S3Offload | None:
     """The `S3Offload` the flag values (keyed `s3_<field>`) ask for, None when no bucket is
-    given. Raises ValueError, naming the flag in `--s3-...` form, for a setting without a
-    bucket or a value `S3Offload` refuses."""
+    given. Raises ValueError, naming the flag as typed (`separator`: "-" on the command
+    line, "_" in Beam's options), for a setting without a bucket or a value `S3Offload`
+    refuses."""
     given = {
         flag.field: value
         for flag in FLAGS
@@ -103,11 +104,11 @@ def offload_from(values: Mapping[str, Any]) -> S3Offload | None:
     }
     if "bucket" not in given:
         if given:
-            names = [flag.name("-") for flag in FLAGS if flag.field in given]
+            names = [flag.name(separator) for flag in FLAGS if flag.field in given]
             verb = "needs" if len(names) == 1 else "need"
             raise ValueError(
-                f"{' and '.join(names)} {verb} --s3-bucket (large messages through S3 are off "
-                "without it)"
+                f"{' and '.join(names)} {verb} {FLAGS[0].name(separator)} (large messages "
+                "through S3 are off without it)"
             )
         return None
     try:
@@ -116,4 +117,4 @@ def offload_from(values: Mapping[str, Any]) -> S3Offload | None:
         flag = next((f for f in FLAGS if str(exc).startswith(f.field)), None)
         if flag is None:
             raise ValueError(str(exc)) from None
-        raise ValueError(flag.name("-") + str(exc).removeprefix(flag.field)) from None
+        raise ValueError(flag.name(separator) + str(exc).removeprefix(flag.field)) from None

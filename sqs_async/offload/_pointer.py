@@ -102,3 +102,12 @@ def marked_receipt_handle(handle: str, pointer: S3Pointer) -> str:
         f"{BUCKET_MARKER}{pointer.bucket}{BUCKET_MARKER}{KEY_MARKER}{pointer.key}{KEY_MARKER}"
         f"{handle}"
     )
+
+
+def stored_location(attributes: Mapping[str, Any], body: str) -> str | None:
+    """Where the body of a message received as it is (no `S3Offload` on the receiver) is
+    stored, `s3://bucket/key`, when the message is an extended-client pointer; else None."""
+    if size_attribute(attributes) is None:
+        return None
+    pointer = read_pointer(body)
+    return None if pointer is None else pointer.location

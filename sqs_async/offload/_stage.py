@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import defaults
 from ..checks import check_number
@@ -102,6 +103,13 @@ class S3Offload(PayloadStage):
                 f'missing_payload must be "leave" or "delete", got {self.missing_payload!r}'
             )
         check_number("concurrent_transfers", self.concurrent_transfers, low=1, integer=True)
+        if self.endpoint_url is not None:
+            url = urlsplit(str(self.endpoint_url))
+            if url.scheme not in ("http", "https") or not url.netloc:
+                raise ValueError(
+                    f"endpoint_url must be a whole URL, such as http://127.0.0.1:9324, got "
+                    f"{self.endpoint_url!r}"
+                )
 
     @asynccontextmanager
     async def session(self, connection: ConnectionConfig) -> AsyncIterator[PayloadStage]:
@@ -139,6 +147,7 @@ class OffloadCounts:
     cleaned_up: int = 0  # objects deleted after their message was
     orphans_deleted: int = 0  # objects stored for a message that then failed for good
     delete_failures: int = 0
+    kept_elsewhere: int = 0  # objects cleanup left because they were in another bucket
 
 
 @dataclass
@@ -229,6 +238,15 @@ class OffloadSession(PayloadStage):
             pointer = S3Pointer.from_location(message.payload_location)
             if pointer.bucket == self.settings.bucket:
                 await self._delete(pointer, "cleaned_up", "after its message was deleted")
+            elif not self.counts.kept_elsewhere:
+                log.warning(
+                    "not deleting %s: cleanup deletes only in bucket %s (the pointer named "
+                    "another; check the bucket given)",
+                    message.payload_location,
+                    self.settings.bucket,
+                )
+            if pointer.bucket != self.settings.bucket:
+                self.counts.kept_elsewhere += 1
 
     async def _delete(self, pointer: S3Pointer, counter: str, why: str) -> None:
         try:
