@@ -493,9 +493,10 @@ def test_large_lines_go_through_s3_both_ways(
         ("delete", 0, "1 deleted unread: their body in S3 was gone"),
         ("leave", 1, "1 not written: their body in S3 could not be fetched"),
     ):
+        before = {o["Key"] for o in s3.list_objects_v2(Bucket="cli-payloads").get("Contents", [])}
         assert run_cli("send", queue_url, str(messages), *common, *offload).returncode == 0
-        for listed in s3.list_objects_v2(Bucket="cli-payloads")["Contents"][:1]:
-            s3.delete_object(Bucket="cli-payloads", Key=listed["Key"])
+        after = {o["Key"] for o in s3.list_objects_v2(Bucket="cli-payloads")["Contents"]}
+        s3.delete_object(Bucket="cli-payloads", Key=min(after - before))  # one of this send's
         gone = run_cli(
             "receive",
             queue_url,
