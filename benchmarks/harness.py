@@ -366,7 +366,7 @@ def message_count(
     return int(max(200, min(rate * seconds, 200_000)) // 10 * 10)
 
 
-READ_RATE_CAP = 5000
+READ_RATE_CAP = 4000
 
 
 def _large_message_count(contender: str, scenario: Scenario, seconds: float) -> int:
