@@ -26,7 +26,7 @@ from .harness import (
     run_contender,
     run_scenarios,
 )
-from .report import large_table, plot, retry_cost, table
+from .report import floor_costs, large_table, plot, retry_cost, table, targets, targets_table
 
 # The sequential peers are measured at 50 ms (a network round trip), where comparing with
 # them means something; the Beam adapter is left out at 64 KiB, where Beam's own coders take
@@ -34,15 +34,42 @@ from .report import large_table, plot, retry_cost, table
 # seconds a round would take `--quick` past six minutes). At 0 ms with 1 KiB bodies the
 # client's CPU is the limit, and it varies more from one process to the next than within a
 # run (the widest spread of three runs): five rounds there.
+#
+# `beam_floor` (Beam's own cost per element) runs where its target is: 0 ms, 1 KiB, 64 in
+# flight. The read scenarios (`receive.py`): at 0 ms and 8 receives every reader but boto3 on
+# threads (about as fast as the raw loop: full run only), at 20 ms, where requests bound
+# everyone, the receiver and the raw loop, whose ratio is the target there, at 8 and 64.
+# 0 ms at 64 receives is in the full run. About two minutes in all with the floor (2.5 on a
+# machine where the rest takes 6.5): each added scenario costs about half a minute.
 QUICK = [
     Scenario(latency_ms=0, body_bytes=1024, max_in_flight=64, skip=SEQUENTIAL, rounds=5),
-    Scenario(latency_ms=0, body_bytes=1024, max_in_flight=64, tls=True, skip=("beam_adapter",)),
     Scenario(
-        latency_ms=0, body_bytes=64 * 1024, max_in_flight=64, skip=("beam_adapter", *SEQUENTIAL)
+        latency_ms=0,
+        body_bytes=1024,
+        max_in_flight=64,
+        tls=True,
+        skip=("beam_adapter", "beam_floor"),
     ),
-    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=1),
-    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64),
-    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, fail_rate=0.1),
+    Scenario(
+        latency_ms=0,
+        body_bytes=64 * 1024,
+        max_in_flight=64,
+        skip=("beam_adapter", "beam_floor", *SEQUENTIAL),
+    ),
+    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=1, skip=("beam_floor",)),
+    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, skip=("beam_floor",)),
+    Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, fail_rate=0.1, skip=("beam_floor",)),
+    Scenario(latency_ms=0, body_bytes=1024, max_in_flight=8, read=True, skip=("boto3_threads",)),
+    *(
+        Scenario(
+            latency_ms=20,
+            body_bytes=1024,
+            max_in_flight=m,
+            read=True,
+            skip=("read_from_sqs", "sqs_to_sqs", "beam_read_floor", "boto3_threads"),
+        )
+        for m in (8, 64)
+    ),
 ]
 FULL = [
     *(
@@ -61,6 +88,11 @@ FULL = [
     ),
     Scenario(latency_ms=0, body_bytes=1024, max_in_flight=64, tls=True),
     Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, tls=True),
+    *(
+        Scenario(latency_ms=lat, body_bytes=1024, max_in_flight=m, read=True)
+        for lat in (0, 20)
+        for m in (8, 64)
+    ),
 ]
 # Large payloads through S3 (`large.py`): every client is bound by its CPU here, ~10 s a run
 # at 2 MiB, so about four and a half minutes with the memory run: not in `--quick`. Over
@@ -98,7 +130,7 @@ def memory_check(counts: tuple[int, int]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="fewer scenarios, 6-13 minutes on 2 cores"
+        "--quick", action="store_true", help="fewer scenarios, 8-15 minutes on 2 cores"
     )
     parser.add_argument(
         "--large",
@@ -151,8 +183,8 @@ def main() -> None:
     scenarios = [] if args.large else QUICK if args.quick else FULL
     # The large-payload scenarios need the benchmark endpoint's S3 (moto's is not measured).
     large = [] if args.moto or (args.quick and not args.large) else LARGE
-    if args.moto:
-        scenarios = [s for s in scenarios if s.latency_ms == 0 and not s.fail_rate]
+    if args.moto:  # the read scenarios need the benchmark endpoint (it loads the queue)
+        scenarios = [s for s in scenarios if s.latency_ms == 0 and not (s.fail_rate or s.read)]
     if args.scenario:
         scenarios = [s for s in scenarios if args.scenario in s.name]
         large = [s for s in large if args.scenario in s.name]
@@ -190,6 +222,12 @@ def main() -> None:
     cost = retry_cost(results)
     if cost:
         print(f"\n{cost}")
+    floors = floor_costs(results)
+    if floors:
+        print(f"\nBeam's floor:\n{floors}")
+    goals = targets(results)
+    if goals:
+        print(f"\ntargets (issue 25):\n\n{targets_table(goals)}")
     if memory:
         low, high = sorted(memory, key=int)
         print(
@@ -201,6 +239,7 @@ def main() -> None:
         "memory_peak_rss_mb": memory,
         "large_memory": large_memory_rows,
         "scenarios": [r.as_json() for r in results],
+        "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in goals],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2))

@@ -1,4 +1,5 @@
-"""The contenders, each sending N numbered messages to one queue.
+"""The contenders, each sending N numbered messages to one queue (or, for a job with
+`"read": true`, reading and deleting them: `receive.READERS`).
 
 Run one per process so CPU and peak memory are its own:
 `python -m benchmarks.contenders NAME '<json job>'` prints a JSON result. `sqs_pyio` runs from
@@ -222,6 +223,49 @@ def run_beam_adapter(job: dict[str, Any]) -> dict[str, Any]:
     return _timed(send)
 
 
+def run_beam_floor(job: dict[str, Any]) -> dict[str, Any]:
+    """Beam's own cost per element on this runner, which no sink can avoid: the pipeline of
+    `beam_adapter` (`Create | ...` on the FnApiRunner), its sink a DoFn that only buffers
+    each element with its timestamp and window, as `WriteToSqs` does, and drops the buffer
+    when it is full and at the end of each bundle. Nothing reaches the endpoint."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from beam_adapter.sink import BUFFERED_MESSAGES_PER_SLOT, MIN_BUFFER_SIZE
+
+    # WriteToSqs's buffer at this max_in_flight (its default)
+    buffer_size = max(MIN_BUFFER_SIZE, BUFFERED_MESSAGES_PER_SLOT * job["max_in_flight"])
+
+    class FloorFn(beam.DoFn):
+        def start_bundle(self) -> None:
+            self.buffer: list[tuple[Any, Any, Any]] = []
+
+        def process(
+            self,
+            element: Any,
+            timestamp: Any = beam.DoFn.TimestampParam,
+            window: Any = beam.DoFn.WindowParam,
+        ) -> None:
+            self.buffer.append((element, timestamp, window))
+            if len(self.buffer) >= buffer_size:
+                self.buffer = []
+
+        def finish_bundle(self) -> None:
+            self.buffer = []
+
+    def send() -> tuple[int, int]:
+        pipeline = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+        _ = (
+            pipeline
+            | beam.Create(list(bodies(job["messages"], job["body_bytes"])))
+            | beam.ParDo(FloorFn())
+        )
+        pipeline.run().wait_until_finish()
+        return job["messages"], 0
+
+    return _timed(send)
+
+
 _sending_since: list[float] = []
 
 
@@ -249,7 +293,17 @@ CONTENDERS = {
     "boto3_sequential": run_boto3_sequential,
     "aiobotocore_raw": run_aiobotocore_raw,
     "boto3_threads": run_boto3_threads,
+    "beam_floor": run_beam_floor,
 }
 
+
+def main(name: str, job: dict[str, Any]) -> dict[str, Any]:
+    if job.get("read"):
+        from .receive import READERS
+
+        return _timed(lambda: READERS[name](job))
+    return CONTENDERS[name](job)
+
+
 if __name__ == "__main__":
-    print(json.dumps(CONTENDERS[sys.argv[1]](json.loads(sys.argv[2]))))
+    print(json.dumps(main(sys.argv[1], json.loads(sys.argv[2]))))

@@ -5,9 +5,12 @@ moto's server is correct but spends ~20 ms per batch and slows as a queue fills,
 measure a client. This one does no more than the clients need, on 127.0.0.1 only:
 
 * `GetQueueUrl`, `GetQueueAttributes`, `SendMessageBatch`, `PurgeQueue`, `CreateQueue`, and
-  for readers `ReceiveMessage`, `DeleteMessageBatch`, `ChangeMessageVisibilityBatch` (one
-  queue holding every accepted message; a receive on an empty queue waits its
-  `WaitTimeSeconds`; visibility timeouts do not expire);
+  for readers `ReceiveMessage`, `DeleteMessageBatch`, `ChangeMessageVisibilityBatch` (each
+  queue, by the name its URL ends with, holds what was sent to it; a receive on an empty
+  queue waits its `WaitTimeSeconds`; visibility timeouts do not expire). The record of
+  accepted bodies is one for all queues; `POST /_control/load` puts numbered messages in a
+  queue without recording them as accepted (the read scenarios' source), and each message's
+  first delete is timed, so a read has a steady rate as a send does;
 * `latency_ms` (+ up to `jitter` x that, at random) before each answer;
 * `fail_rate`: the share of messages that fail once with `SenderFault=false` (the first time
   their id is seen), `throttle_rate`: the share of requests answered `ThrottlingException`,
@@ -93,7 +96,8 @@ class StoredObject:
         return f'"{self.crc32.rstrip("=")}-{self.size}"'
 
 
-Held = tuple[str, str, dict[str, Any]]  # a queued message: body, MessageId, MessageAttributes
+# A queued message: body, MessageId, MessageAttributes, MD5 of the body (computed once).
+Held = tuple[str, str, dict[str, Any], str]
 
 
 @dataclass
@@ -102,10 +106,13 @@ class State:
     accepted: Counter[str] = field(default_factory=Counter)
     message_ids: dict[str, list[str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
-    # (body, MessageId, MessageAttributes), waiting to be received / held by receipt handle
-    available: deque[Held] = field(default_factory=deque)
-    held: dict[str, Held] = field(default_factory=dict)
+    # Messages waiting to be received, by queue name; held ones by receipt handle (with
+    # their queue's name, where a release puts them back).
+    available: dict[str, deque[Held]] = field(default_factory=dict)
+    held: dict[str, tuple[str, Held]] = field(default_factory=dict)
     deleted: Counter[str] = field(default_factory=Counter)
+    deleted_at: list[float] = field(default_factory=list)  # first delete of each message
+    first_receive: float | None = None  # the first answer that carried messages
     seen: set[str] = field(default_factory=set)
     requests: int = 0
     in_flight: int = 0
@@ -143,7 +150,12 @@ class State:
             "ids": sorted(self.accepted),
             "deleted_unique": len(self.deleted),
             "deleted": sum(self.deleted.values()),
-            "available": len(self.available),
+            "steady_delete_rate": _steady_rate(self.deleted_at),
+            "first_receive": self.first_receive,
+            "first_delete": self.deleted_at[0] if self.deleted_at else None,
+            "last_delete": self.deleted_at[-1] if self.deleted_at else None,
+            "available": sum(len(queue) for queue in self.available.values()),
+            "available_by_queue": {name: len(queue) for name, queue in self.available.items()},
             "held": len(self.held),
             "objects": len(self.objects),
             "objects_stored": sum(self.stored.values()),
@@ -182,6 +194,19 @@ def _sqs_message_id() -> str:
     return f"{_ID_PREFIX}-{next(_ID_NUMBERS):012x}"
 
 
+_RECEIPTS = itertools.count()
+
+
+def _receipt_handle() -> str:
+    """A receipt handle unique in this process, cheaper than a UUID per message."""
+    return f"{_ID_PREFIX}-r{next(_RECEIPTS):x}"
+
+
+def _queue_name(payload: dict[str, Any]) -> str:
+    """The queue a request is for: the last part of its QueueUrl."""
+    return str(payload.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
+
+
 def _message_id(body: str) -> str:
     end = body.find(":")
     return body if end < 0 else body[:end]
@@ -196,6 +221,7 @@ class Endpoint:
         app = web.Application(client_max_size=MAX_OBJECT_BYTES)
         app.router.add_post("/_control/reset", self.reset)
         app.router.add_post("/_control/knobs", self.change_knobs)
+        app.router.add_post("/_control/load", self.load)
         app.router.add_get("/_control/stats", self.stats)
         app.router.add_post("/{tail:.*}", self.sqs)
         app.router.add_put("/{bucket}", self.create_bucket)
@@ -211,6 +237,19 @@ class Endpoint:
 
     async def change_knobs(self, request: web.Request) -> web.Response:
         self.state.knobs = Knobs(**(await request.json()))
+        return web.json_response({"ok": True})
+
+    async def load(self, request: web.Request) -> web.Response:
+        """Put `count` numbered messages of `body_bytes` in queue `queue` (bodies as the
+        harness numbers them), not recorded as accepted: the source of a read scenario."""
+        order = await request.json()
+        queue = self.state.available.setdefault(order["queue"], deque())
+        size = int(order["body_bytes"])
+        for number in range(int(order["count"])):
+            head = f"{number:09d}:"
+            text = head + "x" * max(1, size - len(head))
+            md5 = hashlib.md5(text.encode("utf-8")).hexdigest()
+            queue.append((text, _sqs_message_id(), {}, md5))
         return web.json_response({"ok": True})
 
     async def stats(self, request: web.Request) -> web.Response:
@@ -244,7 +283,9 @@ class Endpoint:
                         "FifoQueue": str(fifo).lower(),
                         "ContentBasedDeduplication": str(fifo).lower(),
                         "FifoThroughputLimit": "perMessageGroupId" if fifo else "perQueue",
-                        "ApproximateNumberOfMessages": str(len(state.accepted)),
+                        "ApproximateNumberOfMessages": str(
+                            len(state.available.get(_queue_name(payload), ()))
+                        ),
                     }
                 }
             )
@@ -268,19 +309,22 @@ class Endpoint:
 
     async def receive_message(self, payload: dict[str, Any]) -> web.Response:
         state = self.state
-        if not state.available:
+        name = _queue_name(payload)
+        available = state.available.setdefault(name, deque())
+        if not available:
             await asyncio.sleep(float(payload.get("WaitTimeSeconds") or 0))
+            available = state.available.setdefault(name, deque())  # a reset may replace it
         messages = []
         wanted = set(payload.get("MessageAttributeNames") or ())
-        for _ in range(min(int(payload.get("MaxNumberOfMessages") or 1), len(state.available))):
-            body, message_id, attributes = held = state.available.popleft()
-            receipt = uuid.uuid4().hex
-            state.held[receipt] = held
+        for _ in range(min(int(payload.get("MaxNumberOfMessages") or 1), len(available))):
+            body, message_id, attributes, md5 = held = available.popleft()
+            receipt = _receipt_handle()
+            state.held[receipt] = (name, held)
             message: dict[str, Any] = {
                 "MessageId": message_id,
                 "ReceiptHandle": receipt,
                 "Body": body,
-                "MD5OfBody": hashlib.md5(body.encode("utf-8")).hexdigest(),
+                "MD5OfBody": md5,
                 "Attributes": {"SentTimestamp": str(int(time.time() * 1000))},
             }
             chosen = {
@@ -289,6 +333,8 @@ class Endpoint:
             if chosen:
                 message["MessageAttributes"] = chosen
             messages.append(message)
+        if messages and state.first_receive is None:
+            state.first_receive = time.monotonic()
         return _answer({"Messages": messages} if messages else {})
 
     def on_receipts(self, payload: dict[str, Any], *, delete: bool) -> web.Response:
@@ -296,8 +342,8 @@ class Endpoint:
         state = self.state
         successful, failed = [], []
         for entry in payload["Entries"]:
-            held = state.held.get(entry["ReceiptHandle"])
-            if held is None:
+            where = state.held.get(entry["ReceiptHandle"])
+            if where is None:
                 failed.append(
                     {
                         "Id": entry["Id"],
@@ -308,12 +354,16 @@ class Endpoint:
                 )
                 continue
             successful.append({"Id": entry["Id"]})
+            name, held = where
             if delete:
                 del state.held[entry["ReceiptHandle"]]
-                state.deleted[_message_id(held[0])] += 1
+                message = _message_id(held[0])
+                state.deleted[message] += 1
+                if state.deleted[message] == 1:
+                    state.deleted_at.append(time.monotonic())
             elif int(entry.get("VisibilityTimeout", 1)) == 0:
                 del state.held[entry["ReceiptHandle"]]
-                state.available.append(held)
+                state.available.setdefault(name, deque()).append(held)
         return _answer({"Successful": successful, "Failed": failed})
 
     def send_message_batch(self, payload: dict[str, Any], overloaded: bool) -> web.Response:
@@ -324,6 +374,7 @@ class Endpoint:
             state.throttled += 1
             return _error("ThrottlingException", "Rate exceeded", 400)
         successful, failed = [], []
+        queue = state.available.setdefault(_queue_name(payload), deque())
         for entry in payload["Entries"]:
             body = entry["MessageBody"]
             message = _message_id(body)
@@ -359,15 +410,10 @@ class Endpoint:
                 state.accepted_at.append(time.monotonic())
             state.order.append(message)
             message_id = _sqs_message_id()
-            state.available.append((body, message_id, attributes))
+            md5 = hashlib.md5(body.encode("utf-8")).hexdigest()
+            queue.append((body, message_id, attributes, md5))
             state.message_ids.setdefault(message, []).append(message_id)
-            successful.append(
-                {
-                    "Id": entry["Id"],
-                    "MessageId": message_id,
-                    "MD5OfMessageBody": hashlib.md5(body.encode("utf-8")).hexdigest(),
-                }
-            )
+            successful.append({"Id": entry["Id"], "MessageId": message_id, "MD5OfMessageBody": md5})
         now = time.monotonic()
         if successful:
             state.first = now if state.first is None else state.first

@@ -24,9 +24,23 @@ PYIO_VENV = HERE / ".venv-sqs-pyio"
 PYIO_REQUIREMENTS = ["sqs-pyio==0.1.0"]
 S3_BUCKET = "bench-payloads"  # the bucket of the large-payload scenarios (`Scenario.s3`)
 
-CONCURRENT = ("sqs_async", "beam_adapter", "aiobotocore_raw", "boto3_threads")
+CONCURRENT = ("sqs_async", "beam_adapter", "beam_floor", "aiobotocore_raw", "boto3_threads")
 SEQUENTIAL = ("sqs_pyio", "boto3_sequential")
-CONTENDERS = (*CONCURRENT, *SEQUENTIAL)
+# The read scenarios' contenders (`Scenario.read`, `receive.READERS`), in their running order:
+# the engine's receiver, Beam's read, the queue-to-queue pipeline, the floor of a Beam read,
+# and the hand-written peers.
+READERS = (
+    "sqs_async",
+    "read_from_sqs",
+    "sqs_to_sqs",
+    "beam_read_floor",
+    "aiobotocore_raw",
+    "boto3_threads",
+)
+CONTENDERS = (*CONCURRENT, *SEQUENTIAL, *(r for r in READERS if r not in CONCURRENT))
+# Contenders whose messages never reach the endpoint (Beam's own cost per element): their
+# rate is their own (messages over their run), and nothing is checked at the endpoint.
+NO_ENDPOINT = ("beam_floor", "beam_read_floor")
 # The large-payload scenarios (`Scenario.s3`): the engine with S3Offload against AWS's Python
 # extended client (`large.py`).
 LARGE_CONTENDERS = ("sqs_async", "aws_extended_threads", "aws_extended_sequential")
@@ -48,6 +62,16 @@ class Scenario:
     skip: tuple[str, ...] = ()  # contenders not run here (to keep `--quick` short)
     rounds: int = 3  # interleaved rounds of the concurrent contenders (unless the run says)
     s3: bool = False  # every body through S3 (large-payload offload), on the endpoint's S3
+    # Read the queue instead: the endpoint loads it, each contender reads and deletes it all
+    # with `max_in_flight` receives at once (`receive.py`).
+    read: bool = False
+
+    def runs(self, contender: str) -> bool:
+        """Whether `contender` runs in this scenario (`skip` aside)."""
+        name = contender.removesuffix(BASELINE)
+        if self.read:
+            return name == contender and name in READERS
+        return name not in READERS or name in CONCURRENT
 
     @property
     def name(self) -> str:
@@ -58,6 +82,8 @@ class Scenario:
             size = f"{self.body_bytes // 1024}KiB"
         tls = "-tls" if self.tls else ""
         s3 = "-s3" if self.s3 else ""
+        if self.read:
+            return f"read-lat{self.latency_ms:g}ms-{size}-recv{self.max_in_flight}{fail}{tls}"
         return f"lat{self.latency_ms:g}ms-{size}-mif{self.max_in_flight}{fail}{tls}{s3}"
 
 
@@ -105,6 +131,7 @@ class ScenarioResult:
             "fail_rate": s.fail_rate,
             "tls": s.tls,
             "s3": s.s3,
+            "read": s.read,
             "body_bytes": s.body_bytes,
             "max_in_flight": s.max_in_flight,
             "results": {name: asdict(r) for name, r in self.results.items()},
@@ -182,6 +209,10 @@ class EndpointProcess:
                 **knobs,
             },
         )
+
+    def load(self, queue: str, count: int, body_bytes: int) -> None:
+        """Put `count` numbered messages in `queue` (not recorded as sent): a read's source."""
+        self._post("load", {"queue": queue, "count": count, "body_bytes": body_bytes})
 
     def cpu_seconds(self) -> float:
         """The endpoint process's CPU time so far (Linux: /proc; 0 elsewhere)."""
@@ -321,12 +352,21 @@ def message_count(
     latency = max(scenario.latency_ms, 2.0) / 1000
     if scenario.s3:
         return _large_message_count(contender, scenario, seconds)
+    if scenario.read:
+        # A loop of receive 10, delete them: 10 messages per two requests; on two cores the
+        # readers' CPU caps them, at about READ_RATE_CAP msg/s for the raw loop (the receiver
+        # then takes about half as long).
+        rate = min(5 * scenario.max_in_flight / latency, rate_cap or READ_RATE_CAP)
+        return int(max(200, min(rate * seconds, 100_000)) // 10 * 10)
     rate = 10 / latency if contender in SEQUENTIAL else 10 * scenario.max_in_flight / latency
     # About the fastest peer's rate on two cores: every concurrent contender gets as many
     # messages, so each run lasts about `seconds` or more (the engine, faster at 0 ms, about
     # 1.5 s: still some 30,000 acceptances between the 10th and 90th percentile).
     rate = min(rate, rate_cap or (20_000 if scenario.body_bytes <= 4096 else 5000))
     return int(max(200, min(rate * seconds, 200_000)) // 10 * 10)
+
+
+READ_RATE_CAP = 4000
 
 
 def _large_message_count(contender: str, scenario: Scenario, seconds: float) -> int:
@@ -354,6 +394,10 @@ def run_contender(
     baseline: Path | None = None,
 ) -> Result:
     endpoint.reset(scenario)
+    if scenario.read:
+        if isinstance(endpoint, MotoEndpoint):
+            raise ValueError("the read scenarios run on the benchmark endpoint only")
+        endpoint.load("bench", messages, scenario.body_bytes)
     endpoint_cpu = endpoint.cpu_seconds()
     job = {
         "endpoint": endpoint.url,
@@ -363,6 +407,7 @@ def run_contender(
         "max_in_flight": scenario.max_in_flight,
         "max_trials": 3,
         "verify": getattr(endpoint, "verify", None),
+        "read": scenario.read,
     }
     if scenario.s3:
         job["bucket"] = S3_BUCKET
@@ -392,7 +437,24 @@ def run_contender(
     if completed.returncode != 0:
         raise RuntimeError(f"{contender} failed:\n{completed.stderr[-3000:]}")
     own = json.loads(completed.stdout.strip().splitlines()[-1])
+    if contender in NO_ENDPOINT:
+        rate = own["delivered"] / own["seconds"] if own["seconds"] else 0.0
+        return Result(
+            messages=messages,
+            seconds=round(own["seconds"], 3),
+            msgs_per_s=round(rate, 1),
+            cpu_s=round(own["cpu_s"], 3),
+            peak_rss_mb=round(own["peak_rss_mb"], 1),
+            delivered=own["delivered"],
+            failed=own["failed"],
+            lost=messages - own["delivered"] - own["failed"],
+            duplicates=0,
+            end_to_end_msgs_per_s=round(rate, 1),
+            endpoint_cpu_s=round(endpoint.cpu_seconds() - endpoint_cpu, 3),
+        )
     stats = endpoint.stats()
+    if scenario.read:
+        return _read_result(contender, messages, own, stats, endpoint.cpu_seconds() - endpoint_cpu)
     ids = {int(i) for i in stats["ids"]}
     lost = len(set(range(messages)) - ids)
     span = (stats["last"] or 0) - (stats["first"] or 0)
@@ -432,6 +494,41 @@ def run_contender(
     )
 
 
+def _read_result(
+    contender: str, messages: int, own: dict[str, Any], stats: dict[str, Any], endpoint_cpu: float
+) -> Result:
+    """A read, checked from the endpoint's record: every message deleted exactly once, none
+    left in the queue; for the queue-to-queue pipeline, every one also accepted once at the
+    target, whose acceptances give its rate. Otherwise the rate is of first deletes (10th to
+    90th percentile, as sends count acceptances); end to end, from the first answer that
+    carried messages to the last delete (or acceptance at the target)."""
+    lost = messages - stats["deleted_unique"]
+    duplicates = stats["deleted"] - stats["deleted_unique"]
+    first, last, steady = stats["first_receive"], stats["last_delete"], stats["steady_delete_rate"]
+    delivered = stats["deleted_unique"]
+    if contender == "sqs_to_sqs":
+        lost = max(lost, messages - stats["unique"])
+        duplicates += stats["duplicates"]
+        last, steady = stats["last"], stats["steady_rate"]
+        delivered = min(delivered, stats["unique"])
+    span = (last or 0) - (first or 0)
+    end_to_end = delivered / span if span > 0 else delivered / own["seconds"]
+    return Result(
+        messages=messages,
+        seconds=round(own["seconds"], 3),
+        msgs_per_s=round(steady or end_to_end, 1),
+        cpu_s=round(own["cpu_s"], 3),
+        peak_rss_mb=round(own["peak_rss_mb"], 1),
+        delivered=delivered,
+        failed=own["failed"],
+        lost=lost - own["failed"],
+        duplicates=duplicates,
+        requests=stats.get("requests", 0),
+        end_to_end_msgs_per_s=round(end_to_end, 1),
+        endpoint_cpu_s=round(endpoint_cpu, 3),
+    )
+
+
 def median_round(results: list[Result]) -> Result:
     """The round with the median rate (the lower middle one of an even count), carrying the
     rates of every round."""
@@ -467,7 +564,9 @@ def run_scenarios(
             names = [
                 c
                 for c in contenders
-                if c not in scenario.skip and not (scenario.tls and c in ONE_AT_A_TIME)
+                if c not in scenario.skip
+                and scenario.runs(c)
+                and not (scenario.tls and c in ONE_AT_A_TIME)
             ]
             measured: dict[str, list[Result]] = {name: [] for name in names}
             for round_number in range(rounds or scenario.rounds):

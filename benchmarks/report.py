@@ -21,6 +21,7 @@ def load(path: Path) -> list[ScenarioResult]:
                 fail_rate=s["fail_rate"],
                 tls=s.get("tls", False),
                 s3=s.get("s3", False),
+                read=s.get("read", False),
             ),
             {name: Result(**r) for name, r in s["results"].items()},
         )
@@ -117,7 +118,8 @@ def large_table(results: list[ScenarioResult]) -> str | None:
 
 
 def plot(results: list[ScenarioResult], path: Path) -> Path | None:
-    """Throughput against max_in_flight at 50 ms, 1 KiB, no failures (log scale)."""
+    """Sending: throughput against max_in_flight at 50 ms, 1 KiB, no failures (log scale).
+    Reading, beside it when the run has read scenarios: each reader's rate per scenario."""
     try:
         import matplotlib
 
@@ -132,38 +134,51 @@ def plot(results: list[ScenarioResult], path: Path) -> Path | None:
             if r.scenario.latency_ms == 50
             and r.scenario.body_bytes == 1024
             and not r.scenario.fail_rate
+            and not r.scenario.read
         ),
         key=lambda r: r.scenario.max_in_flight,
     )
-    if not chosen:
+    reads = [r for r in results if r.scenario.read]
+    if not chosen and not reads:
         return None
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    contenders = list(chosen[0].results)
-    xs = [r.scenario.max_in_flight for r in chosen]
-    for name in contenders:
-        axes.plot(xs, [r.results[name].msgs_per_s for r in chosen], marker="o", label=name)
-    axes.plot(xs, [10 * x / 0.05 for x in xs], linestyle="--", color="grey", label="theoretical")
-    axes.set_xscale("log", base=2)
-    axes.set_yscale("log")
-    axes.set_xlabel("max_in_flight")
-    axes.set_ylabel("messages per second")
-    axes.set_title("SendMessageBatch throughput, 50 ms latency, 1 KiB bodies")
-    axes.legend()
-    axes.grid(True, which="both", alpha=0.3)
+    panels = int(bool(chosen)) + int(bool(reads))
+    figure, all_axes = plt.subplots(1, panels, figsize=(7 * panels, 4.5), squeeze=False)
+    axes_left = iter(all_axes[0])
+    if chosen:
+        axes = next(axes_left)
+        contenders = list(chosen[0].results)
+        xs = [r.scenario.max_in_flight for r in chosen]
+        for name in contenders:
+            ys = [r.results[name].msgs_per_s if name in r.results else None for r in chosen]
+            axes.plot(xs, ys, marker="o", label=name)
+        axes.plot(
+            xs, [10 * x / 0.05 for x in xs], linestyle="--", color="grey", label="theoretical"
+        )
+        axes.set_xscale("log", base=2)
+        axes.set_yscale("log")
+        axes.set_xlabel("max_in_flight")
+        axes.set_ylabel("messages per second")
+        axes.set_title("SendMessageBatch throughput, 50 ms latency, 1 KiB bodies")
+        axes.legend()
+        axes.grid(True, which="both", alpha=0.3)
+    if reads:
+        axes = next(axes_left)
+        names = list(dict.fromkeys(n for r in reads for n in r.results if n != "beam_read_floor"))
+        width = 0.8 / max(1, len(names))
+        for i, name in enumerate(names):
+            xs = [j + i * width for j, r in enumerate(reads) if name in r.results]
+            ys = [r.results[name].msgs_per_s for r in reads if name in r.results]
+            axes.bar(xs, ys, width, label=name)
+        axes.set_xticks([j + 0.4 - width / 2 for j in range(len(reads))])
+        axes.set_xticklabels([r.scenario.name.removeprefix("read-") for r in reads], fontsize=8)
+        axes.set_ylabel("messages read and deleted per second (steady, median)")
+        axes.set_title("Reading: receive + delete, 1 KiB bodies")
+        axes.legend(fontsize=8)
+        axes.grid(True, axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
-
-
-if __name__ == "__main__":
-    # python -m benchmarks.report benchmarks/results/latest.json: the tables again.
-    loaded = load(Path(sys.argv[1]))
-    if any(not r.scenario.s3 for r in loaded):
-        print(table(loaded))
-    large = large_table(loaded)
-    if large:
-        print(f"\n{large}")
 
 
 def retry_cost(results: list[ScenarioResult], contender: str = "sqs_async") -> str | None:
@@ -195,3 +210,143 @@ def retry_cost(results: list[ScenarioResult], contender: str = "sqs_async") -> s
             f"{per_10:.2f} requests per 10 messages"
         )
     return "\n".join(lines) or None
+
+
+def _cpu_ms(result: Result) -> float:
+    return 1000 * result.cpu_s / result.messages if result.messages else 0.0
+
+
+def floor_costs(results: list[ScenarioResult]) -> str | None:
+    """Each Beam connector's CPU per message above Beam's own floor on this runner, next to
+    its engine's: `beam_adapter` over `beam_floor` against `sqs_async` (sending), and
+    `read_from_sqs` over `beam_read_floor` against the receiver (reading). Both Beam figures
+    include the pipeline's start-up."""
+    pairs = (("beam_adapter", "beam_floor"), ("read_from_sqs", "beam_read_floor"))
+    lines = []
+    for outcome in results:
+        found = outcome.results
+        for adapter, floor in pairs:
+            if not {adapter, floor, "sqs_async"} <= found.keys():
+                continue
+            a, f, e = (_cpu_ms(found[n]) for n in (adapter, floor, "sqs_async"))
+            lines.append(
+                f"{outcome.scenario.name}: {adapter} {a:.3f} ms CPU per message = {floor} "
+                f"{f:.3f} + {a - f:.3f} above it; the engine alone {e:.3f} "
+                f"(above the floor / engine: {(a - f) / e:.2f}x)"
+                if e
+                else f"{outcome.scenario.name}: {adapter} {a:.3f}, {floor} {f:.3f}"
+            )
+    return "\n".join(lines) or None
+
+
+def _find(
+    results: list[ScenarioResult], *, read: bool, latency: float, concurrency: int
+) -> ScenarioResult | None:
+    return next(
+        (
+            r
+            for r in results
+            if r.scenario.read == read
+            and r.scenario.latency_ms == latency
+            and r.scenario.max_in_flight == concurrency
+            and r.scenario.body_bytes == 1024
+            and not (r.scenario.tls or r.scenario.fail_rate or r.scenario.s3)
+        ),
+        None,
+    )
+
+
+def targets(results: list[ScenarioResult]) -> list[tuple[str, str, bool]]:
+    """Issue 25's targets, computed from this run's medians: (target, measured, met)."""
+    rows: list[tuple[str, str, bool]] = []
+
+    def ratio(outcome: ScenarioResult, top: str, base: str, cpu: bool = False) -> float | None:
+        if not {top, base} <= outcome.results.keys():
+            return None
+        a, b = outcome.results[top], outcome.results[base]
+        if cpu:
+            return _cpu_ms(a) / _cpu_ms(b) if _cpu_ms(b) else None
+        return a.msgs_per_s / b.msgs_per_s if b.msgs_per_s else None
+
+    for concurrency in (8, 64):
+        outcome = _find(results, read=True, latency=0, concurrency=concurrency)
+        if outcome is None:
+            continue
+        name = outcome.scenario.name
+        rate = ratio(outcome, "sqs_async", "aiobotocore_raw")
+        if rate is not None:
+            rows.append(
+                (
+                    f"read, 0 ms, {concurrency} receives: SqsReceiver >= 1.5x raw msg/s",
+                    f"{rate:.2f}x ({name})",
+                    rate >= 1.5,
+                )
+            )
+        cpu = ratio(outcome, "sqs_async", "aiobotocore_raw", cpu=True)
+        if cpu is not None:
+            rows.append(
+                (
+                    f"read, 0 ms, {concurrency} receives: SqsReceiver CPU/msg <= 0.5x raw's",
+                    f"{cpu:.2f}x ({name})",
+                    cpu <= 0.5,
+                )
+            )
+        beam = ratio(outcome, "read_from_sqs", "sqs_async")
+        if beam is not None:
+            rows.append(
+                (
+                    f"read, 0 ms, {concurrency} receives: ReadFromSqs >= 0.6x SqsReceiver",
+                    f"{beam:.2f}x ({name})",
+                    beam >= 0.6,
+                )
+            )
+    for concurrency in (8, 64):
+        outcome = _find(results, read=True, latency=20, concurrency=concurrency)
+        rate = None if outcome is None else ratio(outcome, "sqs_async", "aiobotocore_raw")
+        if outcome is not None and rate is not None:
+            rows.append(
+                (
+                    f"read, 20 ms, {concurrency} receives: SqsReceiver >= 1.0x raw msg/s",
+                    f"{rate:.2f}x ({outcome.scenario.name})",
+                    rate >= 1.0,
+                )
+            )
+    outcome = _find(results, read=False, latency=0, concurrency=64)
+    if (
+        outcome is not None
+        and {"beam_adapter", "beam_floor", "sqs_async"} <= outcome.results.keys()
+    ):
+        a, f, e = (_cpu_ms(outcome.results[n]) for n in ("beam_adapter", "beam_floor", "sqs_async"))
+        rows.append(
+            (
+                "send, 0 ms, 1 KiB, mif 64: beam_adapter CPU/msg <= beam_floor + 1.3x sqs_async",
+                f"{a:.3f} ms vs {f:.3f} + 1.3 x {e:.3f} = {f + 1.3 * e:.3f} "
+                f"(above the floor: {(a - f) / e:.2f}x the engine)",
+                a <= f + 1.3 * e,
+            )
+        )
+    return rows
+
+
+def targets_table(rows: list[tuple[str, str, bool]]) -> str | None:
+    if not rows:
+        return None
+    lines = ["| target | measured (this run, medians) | |", "|---|---|---|"]
+    lines += [f"| {t} | {m} | {'met' if ok else 'not met'} |" for t, m, ok in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # python -m benchmarks.report benchmarks/results/latest.json: the tables again.
+    loaded = load(Path(sys.argv[1]))
+    if any(not r.scenario.s3 for r in loaded):
+        print(table(loaded))
+    large = large_table(loaded)
+    if large:
+        print(f"\n{large}")
+    floors = floor_costs(loaded)
+    if floors:
+        print(f"\n{floors}")
+    goals = targets_table(targets(loaded))
+    if goals:
+        print(f"\n{goals}")

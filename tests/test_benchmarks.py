@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.harness import EndpointProcess, Scenario, run_contender
+from benchmarks.harness import EndpointProcess, Scenario, ScenarioResult, run_contender
 
 # Runs Beam pipelines, subprocesses or the benchmark endpoint (`make test-quick` skips it).
 pytestmark = pytest.mark.integration
@@ -68,6 +68,60 @@ def test_large_scenario_stores_every_body_and_resolves_every_pointer() -> None:
         assert column in header
     assert row.startswith("| lat1ms-4KiB-mif4-s3 | sqs_async |")
     assert row.endswith("| 40 / 0 / 0 (0) | 40 / 0 / 0 | 0 / 0 / 0 |")
+
+
+@pytest.mark.parametrize(
+    "contender",
+    ["sqs_async", "aiobotocore_raw", "boto3_threads", "read_from_sqs", "sqs_to_sqs"],
+)
+def test_read_scenario_accounts_for_every_message(contender: str) -> None:
+    """A tiny read scenario: the endpoint loads the queue, the contender reads and deletes it
+    all; every message deleted exactly once (and, queue to queue, accepted once at the
+    target), nothing left in the queue."""
+    scenario = Scenario(latency_ms=1, body_bytes=256, max_in_flight=4, read=True)
+    with EndpointProcess() as endpoint:
+        result = run_contender(contender, scenario, endpoint, 200)
+        stats = endpoint.stats()
+    assert (result.delivered, result.failed, result.lost, result.duplicates) == (200, 0, 0, 0)
+    assert (stats["deleted_unique"], stats["deleted"]) == (200, 200)
+    assert (stats["available_by_queue"]["bench"], stats["held"]) == (0, 0)
+    assert stats["unique"] == (200 if contender == "sqs_to_sqs" else 0)  # at the target
+    assert result.msgs_per_s > 0 and result.cpu_s > 0
+
+
+def test_read_rows_floors_and_targets_are_reported() -> None:
+    """The read rows, Beam's floors and the targets table, from a tiny run of the harness
+    (the floors run without the endpoint: their messages go nowhere)."""
+    from benchmarks.harness import run_scenarios
+    from benchmarks.report import floor_costs, table, targets, targets_table
+
+    read = Scenario(latency_ms=0, body_bytes=1024, max_in_flight=4, read=True, rounds=1)
+    results = run_scenarios(
+        [read], seconds=0.01, contenders=("sqs_async", "aiobotocore_raw", "beam_read_floor")
+    )
+    send = Scenario(latency_ms=0, body_bytes=1024, max_in_flight=64, rounds=1)
+    with EndpointProcess() as endpoint:
+        floor = run_contender("beam_floor", send, endpoint, 200)
+        assert endpoint.stats()["accepted"] == 0
+    assert (floor.delivered, floor.lost, floor.cpu_s > 0) == (200, 0, True)
+    rows = table(results).splitlines()[2:]
+    assert [row.split(" | ")[1] for row in rows] == [
+        "sqs_async",
+        "aiobotocore_raw",
+        "beam_read_floor",
+    ]
+    assert all(row.startswith("| read-lat0ms-1KiB-recv4 |") for row in rows)
+    assert all(row.endswith("| 200 / 0 / 0 (0) |") for row in rows)
+    # The floor of a read is reported only beside ReadFromSqs; the send floor beside the
+    # adapter and the engine, with its target.
+    assert floor_costs(results) is None
+    engine = results[0].results["sqs_async"]  # stands in for the adapter too: shape only
+    sent = ScenarioResult(send, {"sqs_async": engine, "beam_adapter": engine, "beam_floor": floor})
+    goals = targets([sent, *results])
+    assert [t for t, _, _ in goals] == [
+        "send, 0 ms, 1 KiB, mif 64: beam_adapter CPU/msg <= beam_floor + 1.3x sqs_async"
+    ]
+    assert "| target |" in (targets_table(goals) or "")
 
 
 def test_receive_benchmark_reads_and_deletes_every_message() -> None:
