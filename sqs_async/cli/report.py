@@ -143,6 +143,6 @@ class Outcomes:
         else:
             lines.append(
                 (f"  ... and {more} more; " if more else "  ")
-                + "--failed FILE writes every failed line with its message, to send again"
+                + '--failed FILE writes every failed line (its "message" can be sent again)'
             )
         return "\n".join(lines)
