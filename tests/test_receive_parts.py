@@ -610,3 +610,22 @@ async def test_a_stage_with_large_messages_bounds_the_buffer_and_each_call() -> 
         client.answer(0)  # the poll open on the server ends; no other starts
         await asyncio.wait_for(stopping, timeout=5)
     assert asked == [(2, 2), (100, 10)]  # (messages ready at most, asked for in one call)
+
+
+async def test_a_bounded_call_that_comes_back_full_keeps_the_next_wait_short() -> None:
+    """Answers as large as a large-message stage's bound say nothing of more waiting: the
+    next poll waits 1 s, so stopping never waits out a long poll (10 of 10 would)."""
+    nexts = []
+    for stage, numbers in ((Large(), (2, 3)), (Unwrap(), tuple(n for n in range(11) if n != 1))):
+        client = OpenPolls()
+        polling, _, _ = polling_for(client, payload_stage=stage, prefetch=100)
+        polling.start()
+        await settle(lambda client=client: len(client.calls) == 1)
+        client.answer(0, *numbers)
+        await settle(lambda client=client: len(client.calls) == 2)
+        nexts.append(client.asked[1])
+        stopping = asyncio.ensure_future(polling.stop())
+        await turns()
+        client.answer(1)
+        await asyncio.wait_for(stopping, timeout=5)
+    assert nexts == [(2, 1), (10, 20)]

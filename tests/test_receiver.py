@@ -367,3 +367,30 @@ async def test_until_empty_ends_within_about_a_second_of_finding_the_queue_empty
     assert receiver.stats.found_empty >= 1
     assert queue_counts(sync_client, queue_url) == (0, 0)
     nothing_stranded(sync_client, queue_url)
+
+
+async def test_a_bounded_reader_ending_does_not_stop_another_readers_polls(
+    settings: dict[str, Any], sync_client: Any
+) -> None:
+    import asyncio
+
+    queue_url = make_queue(sync_client)
+    for n in range(20):
+        sync_client.send_message(QueueUrl=queue_url, MessageBody=f"first {n}")
+    async with SqsReceiver(queue_url=queue_url, wait_time_seconds=1, **settings) as receiver:
+        endless: list[str] = []
+
+        async def read_on() -> None:
+            async for message in receiver:
+                endless.append(message.body)
+                await receiver.ack([message])
+
+        reader = asyncio.create_task(read_on())
+        await until(lambda: bool(endless), timeout=30)  # the endless reader reads first
+        bounded = [m async for m in receiver.messages(max_messages=2)]
+        await receiver.ack(bounded)
+        for n in range(3):  # after the bounded reader ended: the other still gets them
+            sync_client.send_message(QueueUrl=queue_url, MessageBody=f"later {n}")
+        await until(lambda: len(endless) + len(bounded) == 23, timeout=30)
+        reader.cancel()
+    assert {f"later {n}" for n in range(3)} <= set(endless)

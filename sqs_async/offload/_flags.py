@@ -79,6 +79,9 @@ FLAGS = (
 )
 
 
+BUCKET = next(flag for flag in FLAGS if flag.field == "bucket")
+
+
 def add_flags(add_argument: Callable[..., Any], separator: str, side: str | None = None) -> None:
     """Add the flags of `side` (`SEND`, `RECEIVE`; None: all) with `add_argument` (an
     argparse parser's or group's), their words joined by `separator` ("-" on the command
@@ -107,7 +110,7 @@ def offload_from(values: Mapping[str, Any], separator: str = "-") -> S3Offload |
             names = [flag.name(separator) for flag in FLAGS if flag.field in given]
             verb = "needs" if len(names) == 1 else "need"
             raise ValueError(
-                f"{' and '.join(names)} {verb} {FLAGS[0].name(separator)} (large messages "
+                f"{' and '.join(names)} {verb} {BUCKET.name(separator)} (large messages "
                 "through S3 are off without it)"
             )
         return None

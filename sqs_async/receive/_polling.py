@@ -339,7 +339,9 @@ class Polling:
             task,
             self._on_server,
             brought=bool(received),
-            full=len(received) >= ask,
+            # Full: as many as asked, when asking was not held down by a large-message
+            # stage's bound (more waiting is likely then, and a long wait costs nothing).
+            full=len(received) >= ask and (ask < self._max_ask or ask == MAX_BATCH_ENTRIES),
             waited=wait >= config.wait_time_seconds,
         )
         return received

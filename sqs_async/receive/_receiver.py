@@ -83,6 +83,7 @@ class SqsReceiver(AsyncResource):
         self._error: BaseException | None = None
         self._broken = asyncio.Event()  # set with _error: the queue refused for good
         self.stats = ReceiverStats()
+        self._readers = 0  # `messages()` iterations under way
         self._backlog: tuple[float, int | None] | None = None  # (when asked, answer)
         self._stage: stages.PayloadStage | None = None  # its session, when it has `deleted`
         throttled_time = ThrottledTime(self.stats, clock)
@@ -258,19 +259,28 @@ class SqsReceiver(AsyncResource):
         """Messages as they arrive, until `max_messages`, `max_time` seconds or (with
         `until_empty`) the queue is found empty: a poll came back empty, and so did every
         poll open on SQS at that moment (one of them may be bringing what it could not see).
-        Each is held until acked or released. Raises `SqsClientError` if the queue refuses."""
+        Each is held until acked or released. Raises `SqsClientError` if the queue refuses.
+        Polls ask for no more than one reader takes; while several read at once, they ask
+        without limit (one reader's end must not stop the polls another waits on)."""
         deadline = None if max_time is None else self._clock() + max_time
-        self._polling.want(max_messages, until_empty=until_empty)
-        count = 0
-        while max_messages is None or count < max_messages:
-            remaining = None if deadline is None else deadline - self._clock()
-            if remaining is not None and remaining <= 0:
-                return
-            message = await self._next(remaining, until_empty)
-            if message is None:
-                return
-            count += 1
-            yield message
+        self._readers += 1
+        alone = self._readers == 1
+        self._polling.want(max_messages if alone else None, until_empty=until_empty)
+        try:
+            count = 0
+            while max_messages is None or count < max_messages:
+                remaining = None if deadline is None else deadline - self._clock()
+                if remaining is not None and remaining <= 0:
+                    return
+                message = await self._next(remaining, until_empty)
+                if message is None:
+                    return
+                count += 1
+                yield message
+        finally:
+            self._readers -= 1
+            if self._readers:
+                self._polling.want(None)  # the others read on
 
     def __aiter__(self) -> AsyncIterator[ReceivedMessage]:
         return self.messages()
