@@ -1,4 +1,5 @@
-"""A fault-injecting wrapper around the real aiobotocore client, for faults moto cannot make.
+"""A fault-injecting wrapper around the real aiobotocore client, for faults moto cannot make;
+and `loopback_http`, a stub HTTP endpoint for answers no real server gives on demand.
 
 Entries are told apart by their body. `entry_fault(body, attempt)` may return an error code
 to fail that entry on that attempt (attempt counts from 1 per body); `request_fault(call)`
@@ -9,8 +10,11 @@ answer.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -141,3 +145,19 @@ async def settle(condition: Callable[[], bool], turns: int = 100_000) -> None:
             return
         await asyncio.sleep(0)
     raise AssertionError(f"condition not met after {turns} turns of the loop: {condition}")
+
+
+@contextmanager
+def loopback_http(
+    handler: type[BaseHTTPRequestHandler],
+    server_class: type[ThreadingHTTPServer] = ThreadingHTTPServer,
+) -> Iterator[str]:
+    """An HTTP endpoint on 127.0.0.1 (a free port) answering with `handler` in a thread of
+    its own, for as long as the block runs; gives its URL."""
+    server = server_class(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqs_async.cli.report import Progress, Tally
 from sqs_async.testing import LocalSqsServer
 
 from .conftest import stored_bodies
+from .faults import loopback_http
 
 _opened: list[io.TextIOWrapper] = []
 
@@ -205,14 +205,8 @@ class QuietServer(ThreadingHTTPServer):
 
 @pytest.fixture
 def denying_endpoint() -> Iterator[str]:
-    server = QuietServer(("127.0.0.1", 0), AccessDenied)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_http(AccessDenied, QuietServer) as url:
+        yield url
 
 
 @pytest.mark.parametrize("source", ["file", "stdin"])

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import boto3
@@ -34,7 +32,7 @@ from sqs_async.offload._s3 import S3Transfers
 from sqs_async.testing import LOCAL_CREDENTIALS, LocalSqsServer
 
 from .conftest import drain, make_queue, queue_counts
-from .faults import FaultyClient, client_error, no_sleep
+from .faults import FaultyClient, client_error, loopback_http, no_sleep
 
 BUCKET = "payloads"
 BIG = "größer ✓ " * 350_000  # 3.85 MB of UTF-8: over SQS's 1 MiB
@@ -259,25 +257,14 @@ class _DenyingS3(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def denying_s3() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DenyingS3)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def test_access_denied_names_the_permission_and_loses_nothing(
-    settings: dict[str, Any], sync_client: Any, denying_s3: str
+    settings: dict[str, Any], sync_client: Any
 ) -> None:
     queue_url = make_queue(sync_client)
-    stage = S3Offload(bucket=BUCKET, endpoint_url=denying_s3)
-    async with SqsSender(queue_url=queue_url, payload_stage=stage, **settings) as sender:
-        result = await sender.send([BIG, "small"])
+    with loopback_http(_DenyingS3) as denying_s3:
+        stage = S3Offload(bucket=BUCKET, endpoint_url=denying_s3)
+        async with SqsSender(queue_url=queue_url, payload_stage=stage, **settings) as sender:
+            result = await sender.send([BIG, "small"])
     (failed,) = result.failed
     assert failed.code == "AccessDenied" and failed.record == BIG and failed.attempts == 0
     assert "s3:PutObject" in failed.message
@@ -297,10 +284,7 @@ class _SilentS3(BaseHTTPRequestHandler):
 async def test_an_upload_to_a_silent_endpoint_fails_in_bounded_time(
     settings: dict[str, Any], sync_client: Any
 ) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SilentS3)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    silent = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with loopback_http(_SilentS3) as silent:
         stage = S3Offload(bucket=BUCKET, endpoint_url=silent)
         async with SqsSender(
             queue_url=make_queue(sync_client),
@@ -312,9 +296,6 @@ async def test_an_upload_to_a_silent_endpoint_fails_in_bounded_time(
         ) as sender:
             async with asyncio.timeout(60):  # the bound: 1 s + 1.1 MB at 1 MB/s
                 result = await sender.send(["x" * 1_100_000])
-    finally:
-        server.shutdown()
-        server.server_close()
     (failed,) = result.failed
     assert failed.code == "TimeoutError" and not failed.sender_fault
     assert "S3 refused requests to s3://payloads/" in failed.message
@@ -361,22 +342,26 @@ async def test_bodies_that_only_look_like_pointers_are_ordinary_messages(
     assert stats.stage_failures == 0
 
 
-def _refusing(code: str) -> Any:
-    return lambda inner: FaultyClient(inner, entry_fault=lambda body, tries: (code, True))
+async def _send_refused(settings: dict[str, Any], queue_url: str, record: Any) -> list[str]:
+    """The codes of `record`'s failure, sent with offload where SQS refuses every entry."""
+    refusing = lambda inner: FaultyClient(  # noqa: E731
+        inner, entry_fault=lambda body, tries: ("InvalidParameterValue", True)
+    )
+    async with SqsSender(
+        queue_url=queue_url,
+        payload_stage=S3Offload(bucket=BUCKET),
+        client_wrapper=refusing,
+        **settings,
+    ) as sender:
+        result = await sender.send([record])
+    return [f.code for f in result.failed]
 
 
 async def test_the_object_of_a_pointer_that_fails_for_good_is_deleted(
     settings: dict[str, Any], sync_client: Any, s3: Any
 ) -> None:
-    queue_url = make_queue(sync_client)
-    async with SqsSender(
-        queue_url=queue_url,
-        payload_stage=S3Offload(bucket=BUCKET),
-        client_wrapper=_refusing("InvalidParameterValue"),
-        **settings,
-    ) as sender:
-        result = await sender.send([BIG])
-    assert [f.code for f in result.failed] == ["InvalidParameterValue"]
+    codes = await _send_refused(settings, make_queue(sync_client), BIG)
+    assert codes == ["InvalidParameterValue"]
     assert stored(s3) == {}  # deleted by the time the sender closed
 
 
@@ -426,14 +411,7 @@ async def test_a_pointer_the_caller_sends_on_keeps_its_object_when_it_fails(
         "MessageBody": S3Pointer(BUCKET, "shared").body,
         "MessageAttributes": {"ExtendedPayloadSize": {"DataType": "Number", "StringValue": "7"}},
     }
-    async with SqsSender(
-        queue_url=queue_url,
-        payload_stage=S3Offload(bucket=BUCKET),
-        client_wrapper=_refusing("InvalidParameterValue"),
-        **settings,
-    ) as sender:
-        result = await sender.send([forwarded])
-    assert [f.code for f in result.failed] == ["InvalidParameterValue"]
+    assert await _send_refused(settings, queue_url, forwarded) == ["InvalidParameterValue"]
     assert stored(s3) == {"shared": b"payload"}  # not ours to delete
 
 

@@ -26,6 +26,7 @@ from ..config import ConnectionConfig
 from ..errors import error_code, is_congestion, is_transient, refusal
 from ..retry import RetryPolicy, Sleep
 from ..send._concurrency import AdaptiveLimit
+from ..wire import connection_settings
 from ._pointer import S3Pointer
 
 T = TypeVar("T")
@@ -54,15 +55,7 @@ async def open_s3_client(
     )
     return await stack.enter_async_context(
         get_session().create_client(
-            "s3",
-            region_name=connection.region_name,
-            endpoint_url=endpoint,
-            aws_access_key_id=connection.aws_access_key_id,
-            aws_secret_access_key=connection.aws_secret_access_key,
-            aws_session_token=connection.aws_session_token,
-            verify=connection.verify,
-            use_ssl=connection.use_ssl,
-            config=aio_config,
+            "s3", endpoint_url=endpoint, config=aio_config, **connection_settings(connection)
         )
     )
 

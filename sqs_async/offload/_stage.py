@@ -81,8 +81,6 @@ class S3Offload(PayloadStage):
     endpoint_url: str | None = None
     concurrent_transfers: int = defaults.MAX_IN_FLIGHT
 
-    attribute_names = SIZE_ATTRIBUTES
-
     def __post_init__(self) -> None:
         if not isinstance(self.bucket, str) or not _BUCKET.fullmatch(self.bucket):
             raise ValueError(
@@ -234,19 +232,20 @@ class OffloadSession(PayloadStage):
         )
 
     async def deleted(self, message: ReceivedMessage) -> None:
-        if self.settings.cleanup and message.payload_location is not None:
-            pointer = S3Pointer.from_location(message.payload_location)
-            if pointer.bucket == self.settings.bucket:
-                await self._delete(pointer, "cleaned_up", "after its message was deleted")
-            elif not self.counts.kept_elsewhere:
+        if not self.settings.cleanup or message.payload_location is None:
+            return
+        pointer = S3Pointer.from_location(message.payload_location)
+        if pointer.bucket != self.settings.bucket:
+            if not self.counts.kept_elsewhere:
                 log.warning(
                     "not deleting %s: cleanup deletes only in bucket %s (the pointer named "
                     "another; check the bucket given)",
                     message.payload_location,
                     self.settings.bucket,
                 )
-            if pointer.bucket != self.settings.bucket:
-                self.counts.kept_elsewhere += 1
+            self.counts.kept_elsewhere += 1
+            return
+        await self._delete(pointer, "cleaned_up", "after its message was deleted")
 
     async def _delete(self, pointer: S3Pointer, counter: str, why: str) -> None:
         try:

@@ -360,7 +360,7 @@ class Polling:
             handed = await incoming(self._stage, received, self._stats)
         finally:
             self._staging.discard(task)
-        ready, discarded = [], []
+        ready, dropped, discarded = [], [], []
         stopped: set[str | None] = set()  # FIFO groups with a failed message
         fifo = self._queue_url.endswith(".fifo")
         for message, staged in zip(received, handed, strict=True):
@@ -371,9 +371,10 @@ class Polling:
                 self._keeper.staged(staged)
                 ready.append(staged)
             else:
-                self._keeper.drop([message])
+                dropped.append(message)
                 if isinstance(staged, Discard):
                     discarded.append(message)
+        self._keeper.drop(dropped)
         if discarded:
             await self._discard(discarded)
         return ready

@@ -99,13 +99,21 @@ def create_client(session: Any, config: ConnectionConfig, aio_config: AioConfig)
     """aiobotocore's client context for `config`."""
     return session.create_client(
         "sqs",
-        region_name=config.region_name,
         endpoint_url=config.endpoint_url,
-        aws_access_key_id=config.aws_access_key_id,
-        aws_secret_access_key=config.aws_secret_access_key,
-        aws_session_token=config.aws_session_token,
-        verify=config.verify,
-        use_ssl=config.use_ssl,
         api_version=config.api_version,
         config=aio_config,
+        **connection_settings(config),
     )
+
+
+def connection_settings(config: ConnectionConfig) -> dict[str, Any]:
+    """`create_client` keywords any AWS client of the engine takes from `config` (the SQS
+    client, and S3's for large payloads): region, credentials, TLS."""
+    return {
+        "region_name": config.region_name,
+        "aws_access_key_id": config.aws_access_key_id,
+        "aws_secret_access_key": config.aws_secret_access_key,
+        "aws_session_token": config.aws_session_token,
+        "verify": config.verify,
+        "use_ssl": config.use_ssl,
+    }
