@@ -35,7 +35,8 @@ def body(number: int, body_bytes: int) -> str:
     return head + "x" * max(1, body_bytes - len(head))
 
 
-def run_engine(job: dict[str, Any]) -> dict[str, Any]:
+def run_engine(job: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    """`SqsSender.send` of the job's bodies; `settings`: other `SenderConfig` fields."""
     from sqs_async import SqsSender
 
     async def send() -> tuple[int, int]:
@@ -45,6 +46,7 @@ def run_engine(job: dict[str, Any]) -> dict[str, Any]:
             max_in_flight=job["max_in_flight"],
             max_trials=job["max_trials"],
             verify=job.get("verify"),
+            **settings,
             **CREDENTIALS,
         ) as sender:
             sending()
@@ -56,23 +58,26 @@ def run_engine(job: dict[str, Any]) -> dict[str, Any]:
     return _timed(lambda: asyncio.run(send()))
 
 
-def run_aiobotocore_raw(job: dict[str, Any]) -> dict[str, Any]:
-    """Bare `send_message_batch` calls under a semaphore: no validation, no retries."""
+def raw_client(job: dict[str, Any]) -> Any:
+    """A bare aiobotocore SQS client for the job (its retries off, a pool of `max_in_flight`
+    connections): the raw contenders' client."""
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
+    config = AioConfig(
+        max_pool_connections=job["max_in_flight"],
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    return get_session().create_client(
+        "sqs", endpoint_url=job["endpoint"], config=config, verify=job.get("verify"), **CREDENTIALS
+    )
+
+
+def run_aiobotocore_raw(job: dict[str, Any]) -> dict[str, Any]:
+    """Bare `send_message_batch` calls under a semaphore: no validation, no retries."""
+
     async def send() -> tuple[int, int]:
-        config = AioConfig(
-            max_pool_connections=job["max_in_flight"],
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        )
-        async with get_session().create_client(
-            "sqs",
-            endpoint_url=job["endpoint"],
-            config=config,
-            verify=job.get("verify"),
-            **CREDENTIALS,
-        ) as client:
+        async with raw_client(job) as client:
             url = (await client.get_queue_url(QueueName=job["queue"]))["QueueUrl"]
             sending()
             slots = asyncio.Semaphore(job["max_in_flight"])

@@ -21,14 +21,13 @@ contenders' own processes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .contenders import CREDENTIALS, _timed, bodies, body, sending
+from .contenders import CREDENTIALS, _timed, body, run_engine, sending
 
 MiB = 1 << 20
 
@@ -36,29 +35,10 @@ MiB = 1 << 20
 def run_engine_s3(job: dict[str, Any]) -> dict[str, Any]:
     """`SqsSender` with `S3Offload(always=True)`: `max_in_flight` requests and as many S3
     transfers at once."""
-    from sqs_async import SqsSender
     from sqs_async.offload import S3Offload
 
-    async def send() -> tuple[int, int]:
-        stage = S3Offload(
-            bucket=job["bucket"], always=True, concurrent_transfers=job["max_in_flight"]
-        )
-        async with SqsSender(
-            queue_name=job["queue"],
-            endpoint_url=job["endpoint"],
-            max_in_flight=job["max_in_flight"],
-            max_trials=job["max_trials"],
-            verify=job.get("verify"),
-            payload_stage=stage,
-            **CREDENTIALS,
-        ) as sender:
-            sending()
-            result = await sender.send(
-                bodies(job["messages"], job["body_bytes"]), keep_delivered=False
-            )
-        return result.delivered_count, len(result.failed)
-
-    return _timed(lambda: asyncio.run(send()))
+    stage = S3Offload(bucket=job["bucket"], always=True, concurrent_transfers=job["max_in_flight"])
+    return run_engine(job, payload_stage=stage)
 
 
 def _extended_client(job: dict[str, Any], pool: int) -> Any:

@@ -33,7 +33,7 @@ import json
 import threading
 from typing import Any
 
-from .contenders import CREDENTIALS, sending
+from .contenders import CREDENTIALS, raw_client, sending
 
 WAIT_SECONDS = 1  # a poll on an empty queue waits this long (a reader's last poll may)
 ACK_BATCH = 100  # SqsReceiver's contender acks this many at a time, as the README does
@@ -46,21 +46,9 @@ def _entries(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 def read_aiobotocore_raw(job: dict[str, Any]) -> tuple[int, int]:
     """`concurrency` loops at once, each: receive 10, delete them."""
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import get_session
 
     async def read() -> tuple[int, int]:
-        config = AioConfig(
-            max_pool_connections=job["max_in_flight"],
-            retries={"total_max_attempts": 1, "mode": "standard"},
-        )
-        async with get_session().create_client(
-            "sqs",
-            endpoint_url=job["endpoint"],
-            config=config,
-            verify=job.get("verify"),
-            **CREDENTIALS,
-        ) as client:
+        async with raw_client(job) as client:
             queue_url = (await client.get_queue_url(QueueName=job["queue"]))["QueueUrl"]
             sending()
             counts = [0, 0]  # deleted, failed
