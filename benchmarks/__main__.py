@@ -168,15 +168,16 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         type=Path,
-        help="another checkout of this repository (an earlier commit, say): its sqs_async and "
-        "beam_adapter run as contenders sqs_async@baseline and beam_adapter@baseline, "
-        "interleaved with this checkout's, so before and after are measured in one run",
+        help="another checkout of this repository (an earlier commit, say): its sqs_async, "
+        "beam_adapter and read_from_sqs run as contenders sqs_async@baseline, ... (its "
+        "SqsReceiver in the read scenarios), interleaved with this checkout's, so before and "
+        "after are measured in one run (with the baseline's own contender code)",
     )
     args = parser.parse_args()
     chosen = tuple(args.contenders.split(",")) if args.contenders else None
     contenders = chosen or CONTENDERS
     if args.baseline is not None:
-        engine = [c for c in ("sqs_async", "beam_adapter") if c in contenders]
+        engine = [c for c in ("sqs_async", "beam_adapter", "read_from_sqs") if c in contenders]
         rest = tuple(c for c in contenders if c not in engine)
         contenders = (*engine, *(c + BASELINE for c in engine), *rest)
     large_contenders = tuple(c for c in LARGE_CONTENDERS if chosen is None or c in chosen)

@@ -11,8 +11,9 @@ messages, not recorded as sent), then a contender reads and deletes them all, wi
   (`DeleteMessageBatch`), one client; no retries, no visibility upkeep;
 * `boto3_threads`: the same loop on a pool of that many threads sharing one boto3 client;
 * `boto3_sequential`: one such loop (this module's own run only: as slow as its requests);
-* `sqs_async`: `SqsReceiver` with `concurrent_receives=concurrency`, acks awaited 100 at a
-  time, as the README's example does;
+* `sqs_async`: `SqsReceiver` with `concurrent_receives=concurrency`, acked 100 at a time,
+  each batch in a task of its own (a reader that waits for each ack reads at most 100
+  messages per round trip: 4,700 msg/s at 20 ms, whatever the concurrency);
 * `read_from_sqs`: `ReadFromSqs(max_messages=N)`, a bounded read on the FnApiRunner;
 * `sqs_to_sqs`: `ReadFromSqs | Map(body) | WriteToSqs` into a second queue, on the
   FnApiRunner: its rate is counted at the target (acceptances);
@@ -116,7 +117,8 @@ def read_boto3_sequential(job: dict[str, Any]) -> tuple[int, int]:
 
 
 def read_engine(job: dict[str, Any]) -> tuple[int, int]:
-    """`SqsReceiver`, `concurrent_receives` = the concurrency, acks 100 at a time."""
+    """`SqsReceiver`, `concurrent_receives` = the concurrency, acked 100 at a time in the
+    background (a task per batch of 100: reading goes on while a batch is deleted)."""
     from sqs_async import SqsReceiver
 
     async def read() -> tuple[int, int]:
@@ -131,16 +133,16 @@ def read_engine(job: dict[str, Any]) -> tuple[int, int]:
             **CREDENTIALS,
         ) as receiver:
             sending()
-            deleted = failed = 0
+            acks = []
             batch = []
             async for message in receiver.messages(max_messages=job["messages"]):
                 batch.append(message)
                 if len(batch) == ACK_BATCH:
-                    result = await receiver.ack(batch)
-                    deleted, failed = deleted + len(result.done), failed + len(result.failed)
+                    acks.append(asyncio.create_task(receiver.ack(batch)))
                     batch = []
-            result = await receiver.ack(batch)
-            return deleted + len(result.done), failed + len(result.failed)
+            acks.append(asyncio.create_task(receiver.ack(batch)))
+            results = await asyncio.gather(*acks)
+            return sum(len(r.done) for r in results), sum(len(r.failed) for r in results)
 
     return asyncio.run(read())
 

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -30,6 +30,7 @@ from .checks import check_number
 from .errors import is_transient
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class stop_at_deadline(stop_base):
@@ -85,41 +86,92 @@ class RetryPolicy:
         stop = stop_after_attempt(self.max_trials) | stop_at_deadline(deadline_at, clock)
         return None if stop(state) else wait
 
-    def retrying_call(self, *, sleep: Sleep) -> AsyncRetrying:
-        """A fresh `AsyncRetrying` for a single call that retries transient exceptions."""
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.max_trials),
-            wait=self._wait(),
-            retry=retry_if_exception(is_transient),
-            sleep=sleep,
-            reraise=True,
+    def retrying_call(self, *, sleep: Sleep) -> Retrying:
+        """For a single call that retries transient exceptions."""
+        return Retrying(
+            lambda: AsyncRetrying(
+                stop=stop_after_attempt(self.max_trials),
+                wait=self._wait(),
+                retry=retry_if_exception(is_transient),
+                sleep=sleep,
+                reraise=True,
+            )
         )
 
     def retrying_entries(
         self, *, sleep: Sleep, on_give_up: Callable[[RetryCallState], Any]
-    ) -> AsyncRetrying:
-        """A fresh `AsyncRetrying` for one batch call on receipt handles (delete, change
-        visibility): `max_trials` attempts in all; an attempt returns the entries still to
-        retry (a partial failure is a result) or raises; transient errors are retried."""
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.max_trials),
-            wait=self._wait(),
-            retry=retry_if_result(bool) | retry_if_exception(is_transient),
-            retry_error_callback=on_give_up,
-            sleep=sleep,
+    ) -> Retrying:
+        """For one batch call on receipt handles (delete, change visibility): `max_trials`
+        attempts in all; an attempt returns the entries still to retry (a partial failure is
+        a result) or raises; transient errors are retried."""
+        return Retrying(
+            lambda: AsyncRetrying(
+                stop=stop_after_attempt(self.max_trials),
+                wait=self._wait(),
+                retry=retry_if_result(bool) | retry_if_exception(is_transient),
+                retry_error_callback=on_give_up,
+                sleep=sleep,
+            ),
+            retry_result=True,
         )
 
-    def retrying_forever(self, *, sleep: Sleep) -> AsyncRetrying:
-        """A fresh `AsyncRetrying` for a long-running poll: transient errors are retried
-        without end, backing off up to `max_backoff`; any other error is raised."""
-        return AsyncRetrying(
-            wait=self._wait(), retry=retry_if_exception(is_transient), sleep=sleep, reraise=True
+    def retrying_forever(self, *, sleep: Sleep) -> Retrying:
+        """For a long-running poll: transient errors are retried without end, backing off up
+        to `max_backoff`; any other error is raised."""
+        return Retrying(
+            lambda: AsyncRetrying(
+                wait=self._wait(), retry=retry_if_exception(is_transient), sleep=sleep, reraise=True
+            )
         )
 
     def _wait(self) -> wait_exponential_jitter:
         return wait_exponential_jitter(
             multiplier=self.initial_backoff, max=self.max_backoff, jitter=self.jitter
         )
+
+
+class Retrying:
+    """tenacity's loop, entered only when the first attempt did not simply succeed (it raised,
+    or with `retry_result` returned something to retry): then tenacity runs as if it had made
+    that attempt itself (its outcome is replayed as attempt 1), so its waits, stops and
+    callbacks are unchanged. Why: building an `AsyncRetrying` and stepping through its actions
+    costs about as much CPU as the request itself on a fast network, and nearly every call
+    succeeds at once."""
+
+    def __init__(self, tenacity: Callable[[], AsyncRetrying], *, retry_result: bool = False):
+        self._tenacity = tenacity
+        self._retry_result = retry_result
+
+    async def __call__(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        try:
+            result = await attempt()
+        except Exception as error:
+            first: Callable[[], Awaitable[T]] = _raising(error)
+        else:
+            if not (self._retry_result and result):
+                return result
+            first = _returning(result)
+        attempts = iter((first,))
+
+        async def replayed_then_attempt() -> T:
+            return await next(attempts, attempt)()
+
+        retried: T = await self._tenacity()(replayed_then_attempt)
+        return retried
+
+
+def _raising(error: Exception) -> Callable[[], Awaitable[Any]]:
+    async def outcome() -> Any:
+        raise error
+
+    return outcome
+
+
+def _returning(result: T) -> Callable[[], Awaitable[T]]:
+    async def outcome() -> T:
+        return result
+
+    return outcome
 
 
 async def default_sleep(seconds: float) -> None:

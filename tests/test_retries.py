@@ -347,3 +347,48 @@ def test_the_retry_policy_backs_off_by_tenacity_and_stops_after_max_trials() -> 
     assert policy.backoff(3) is None  # three attempts made: no fourth
     clock = iter([100.0]).__next__
     assert policy.backoff(1, deadline_at=100.05, clock=clock) is None  # would start too late
+
+
+async def test_tenacity_takes_over_from_a_first_attempt_made_outside_it() -> None:
+    """The first attempt runs without tenacity; when it fails, tenacity counts it as its own
+    attempt 1: the same number of attempts, the same waits, the same give-up."""
+    policy = RetryPolicy(max_trials=3, initial_backoff=0.1, max_backoff=1.0, jitter=0.0)
+    transient = EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+
+    sleep = RecordingSleep()
+    made = 0
+
+    async def failing() -> None:
+        nonlocal made
+        made += 1
+        raise transient
+
+    with pytest.raises(EndpointConnectionError):
+        await policy.retrying_call(sleep=sleep)(failing)
+    assert made == 3 and sleep.waits == [0.1, 0.2]
+
+    answers = iter([["a", "b"], ["b"], []])  # entries still to retry after each attempt
+    retried = RecordingSleep()
+
+    async def partly() -> list[str]:
+        return next(answers)
+
+    await policy.retrying_entries(sleep=retried, on_give_up=lambda state: pytest.fail())(partly)
+    assert next(answers, "none left") == "none left" and retried.waits == [0.1, 0.2]
+
+    gave_up: list[int] = []
+
+    async def always_one_left() -> list[str]:
+        return ["a"]
+
+    await policy.retrying_entries(
+        sleep=RecordingSleep(), on_give_up=lambda state: gave_up.append(state.attempt_number)
+    )(always_one_left)
+    assert gave_up == [3]
+
+    at_once = RecordingSleep()
+
+    async def fine() -> str:
+        return "done"
+
+    assert await policy.retrying_forever(sleep=at_once)(fine) == "done" and at_once.waits == []

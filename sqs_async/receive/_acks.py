@@ -3,10 +3,11 @@
 
 This is the one place where the receive side bounds its batch calls: at most `max_calls` run
 at once, deletes, releases and the keeper's extensions together, however many messages one
-`ack` is given. The receiver gives it its connection pool's size, `concurrent_receives +
-defaults.SPARE_CONNECTIONS` (one connection per long poll, and the spare ones): as on the send
-side, never more calls than connections. A call holds its slot through its retries (its
-backoffs included), as a connection would be held by a slower answer.
+`ack` is given. The receiver gives it `concurrent_receives + defaults.SPARE_CONNECTIONS` (a
+poll's ten messages are acked by one call of ten, and the spare ones) and a connection for
+each, beside its polls': as on the send side, never more calls than connections. A call holds
+its slot through its retries (its backoffs included), as a connection would be held by a
+slower answer.
 
 Per call, the entries that failed transiently (`SenderFault=false`) are tried again, the
 whole call if it failed transiently, `retry.max_trials` attempts in all (tenacity's

@@ -20,8 +20,9 @@ on an empty queue; `concurrent_receives` calls run at once. Unless the last answ
 takes about a second: an idle receiver makes about one call a second. Holding N messages costs one
 `ChangeMessageVisibilityBatch` per 10 of them about every `visibility_timeout / 2` seconds
 (the keeper looks every sixth of it and extends what has less than half left). Deletes,
-releases and extensions run at most as many calls at once as the connection pool has
-connections (`concurrent_receives + defaults.SPARE_CONNECTIONS`).
+releases and extensions run at most `concurrent_receives + defaults.SPARE_CONNECTIONS` calls
+at once (a poll's ten are acked by one call of ten), on connections of their own: the pool
+has one per poll and one per such call, so acks never wait for a poll's connection.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class SqsReceiver(AsyncResource):
             sleep=sleep,
             max_calls=config.concurrent_receives + SPARE_CONNECTIONS,
         )
+        self._pool_size = config.concurrent_receives + self._acks.max_calls
         self._keeper = Keeper(
             visibility_timeout=config.visibility_timeout,
             max_hold=config.max_hold,
@@ -169,7 +171,7 @@ class SqsReceiver(AsyncResource):
                 stack,
                 borrowed=self._borrowed_client,
                 wrapper=self._client_wrapper,
-                pool_size=self.config.concurrent_receives + SPARE_CONNECTIONS,
+                pool_size=self._pool_size,
             )
             if self._queue_url is None:
                 assert self.config.queue_name is not None

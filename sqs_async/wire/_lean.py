@@ -23,19 +23,23 @@ document is the same; 30 to 50 times faster, which is what decides 64 KiB messag
 signature is botocore's, over these bytes.
 
 `LeanSqsClient` wraps an aiobotocore SQS client: its three batch calls and `ReceiveMessage`
-go the lean way, every other attribute is the client's. A successful answer with nothing
-botocore converts (no blob, no timestamp: the batch calls') is read as the JSON it is; one
-with binary values (`ReceiveMessage`'s message attributes) is read by the client's parser.
+go the lean way, every other attribute is the client's. A successful answer is read as the
+JSON it is, with what botocore's parser converts converted the same way: the blobs of
+`ReceiveMessage`'s binary attributes decoded from base64 (`_decoder`, made once per
+operation from its output shape). An answer shaped otherwise is read by the client's parser.
+One difference is left: botocore drops a member whose value is JSON's null, the lean path
+keeps it as None (SQS sends no nulls).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import concurrent.futures
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -114,7 +118,13 @@ def _to_json(value: Any) -> Any:
 class _Request(AWSRequest):  # type: ignore[misc]  # botocore ships no types
     """botocore's request with its body already bytes: `AWSRequest.body` prepares the whole
     request again on every read (the signer reads it to hash the payload), and for a bytes
-    body what it returns is that body."""
+    body what it returns is that body. Its headers are the case-insensitive mapping aiohttp
+    sends (botocore's `HTTPHeaders` is an email message, parsed again on every read): the
+    signer only tests, reads, deletes and sets them, deleting before it sets."""
+
+    def __init__(self, *, url: str, data: bytes, headers: Mapping[str, str]) -> None:
+        super().__init__(method="POST", url=url, data=data)
+        self.headers: CIMultiDict[str] = CIMultiDict(headers)
 
     @property
     def body(self) -> bytes:
@@ -135,7 +145,9 @@ class _Operation:
     signing_region: str
     proxy_url: str | None
     proxy_headers: dict[str, str]
-    plain_answer: bool  # a success is its JSON as it is (see `_converts`)
+    # How a success's JSON becomes what botocore's parser makes of it (see `_decoder`):
+    # a function (`_as_it_is` when nothing is converted), or None (the parser reads it).
+    decode: Decode | None
 
 
 class LeanSqsClient:
@@ -163,21 +175,21 @@ class LeanSqsClient:
     async def _call(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         operation = self._operations.get(name) or await self._prepare(name, params)
         body = orjson.dumps(params, default=_to_json)
-        request = _Request(method="POST", url=operation.url, data=body, headers=operation.headers)
+        request = _Request(url=operation.url, data=body, headers=operation.headers)
         signer = self._client._request_signer
         auth = await signer.get_auth_instance(
             operation.signing_name, operation.signing_region, signer._signature_version
         )
         auth.add_auth(request)
-        headers = CIMultiDict(request.headers.items())
+        headers = request.headers
         headers["Accept-Encoding"] = "identity"  # as aiobotocore: botocore/botocore#1255
         response, content, response_headers = await self._send(operation, headers, body)
         status = response.status
-        if status < 300 and operation.plain_answer:
+        if status < 300 and operation.decode is not None:
             try:
-                parsed = orjson.loads(content)
-            except orjson.JSONDecodeError:
-                parsed = None
+                parsed = operation.decode(orjson.loads(content))
+            except (orjson.JSONDecodeError, TypeError, AttributeError, binascii.Error):
+                parsed = None  # not the answer its shape says: botocore's parser reads it
             if isinstance(parsed, dict):
                 parsed["ResponseMetadata"] = {
                     "RequestId": response_headers.get("x-amzn-requestid"),
@@ -186,8 +198,8 @@ class LeanSqsClient:
                     "RetryAttempts": 0,
                 }
                 return parsed
-        # Not a success, an answer with values to convert, or a success body that is not a
-        # JSON object: botocore reads it.
+        # Not a success, an answer shaped for the parser, or a success body that is not the
+        # JSON object its shape says: botocore reads it.
         answer = AioAWSResponse(str(response.url), status, response_headers, response)
         if status >= 300:
             raise await self._error(operation, answer)
@@ -290,27 +302,71 @@ class LeanSqsClient:
             signing_region=signing.get("region") or client._request_signer._region_name,
             proxy_url=proxies.proxy_url_for(url),
             proxy_headers=proxy_headers,
-            plain_answer=not _converts(model.output_shape),
+            decode=_answer_decoder(model.output_shape),
         )
         self._operations[name] = operation
         return operation
 
 
-def _converts(shape: Any, seen: frozenset[str] = frozenset()) -> bool:
-    """Whether botocore's JSON parser turns some value of `shape` into something other than
-    its JSON (a blob into bytes, a timestamp into a datetime)."""
-    if shape is None or shape.name in seen:
-        return False
+Decode = Callable[[Any], Any]
+
+
+def _as_it_is(value: Any) -> Any:
+    return value
+
+
+def _from_base64(value: str) -> bytes:
+    return base64.b64decode(value.encode("utf-8"))  # as botocore's `_handle_blob`
+
+
+class _ParserNeeded(Exception):
+    """A shape whose answers the lean path leaves to botocore's parser."""
+
+
+def _answer_decoder(shape: Any) -> Decode | None:
+    """How a success's JSON (an object) becomes what botocore's parser makes of it, or None
+    when the parser must read it (see `_decoder`)."""
+    try:
+        return _decoder(shape) or _as_it_is
+    except _ParserNeeded:
+        return None
+
+
+def _decoder(shape: Any, seen: frozenset[str] = frozenset()) -> Decode | None:
+    """What botocore's JSON parser does to a value of `shape`: nothing (None), or decode the
+    blobs within it from base64 (the function returned). Raises `_ParserNeeded` where it does
+    more: a timestamp, a member named otherwise on the wire, a recursive shape."""
+    if shape is None:
+        return None
+    kind = shape.type_name
+    if kind == "timestamp" or (kind in ("structure", "list", "map") and shape.name in seen):
+        raise _ParserNeeded(shape.name)
     seen |= {shape.name}
-    if shape.type_name in ("blob", "timestamp"):
-        return True
-    if shape.type_name == "structure":
-        return any(_converts(member, seen) for member in shape.members.values())
-    if shape.type_name == "list":
-        return _converts(shape.member, seen)
-    if shape.type_name == "map":
-        return _converts(shape.value, seen)
-    return False
+    if kind == "blob":
+        return _from_base64
+    if kind == "structure":
+        members: dict[str, Decode] = {}
+        for name, member in shape.members.items():
+            if member.serialization.get("name", name) != name:
+                raise _ParserNeeded(name)
+            if (decode := _decoder(member, seen)) is not None:
+                members[name] = decode
+        return _structure(members) if members else None
+    if kind == "list" and (item := _decoder(shape.member, seen)) is not None:
+        return lambda values: [item(value) for value in values]
+    if kind == "map" and (entry := _decoder(shape.value, seen)) is not None:
+        return lambda values: {key: entry(value) for key, value in values.items()}
+    return None
+
+
+def _structure(members: dict[str, Decode]) -> Decode:
+    def decode(value: dict[str, Any]) -> dict[str, Any]:
+        for name, decode_member in members.items():
+            if (member := value.get(name)) is not None:
+                value[name] = decode_member(member)
+        return value
+
+    return decode
 
 
 def transport_error(
