@@ -262,7 +262,10 @@ class _WriteToSqsFn(beam.DoFn):
             deadline = max(0.0, self._started + self.sink.bundle_deadline - time.monotonic())
         result = runtime.run(
             self._sender.send(
-                [record for record, _, _ in buffer], deadline=deadline, log_level=logging.DEBUG
+                [record for record, _, _ in buffer],
+                keep_delivered=self.sink.emit_delivered,  # else only counted
+                deadline=deadline,
+                log_level=logging.DEBUG,
             )
         )
         self._metrics.record(result)

@@ -33,7 +33,7 @@ from .report import floor_costs, large_table, plot, retry_cost, table, targets, 
 # half a minute a run, and over TLS (the engine it runs on is measured there; its ten
 # seconds a round would take `--quick` past six minutes). At 0 ms with 1 KiB bodies the
 # client's CPU is the limit, and it varies more from one process to the next than within a
-# run (the widest spread of three runs): five rounds there.
+# run (the widest spread of three runs): five rounds there, and for reading at 0 ms.
 #
 # `beam_floor` (Beam's own cost per element) runs where its target is: 0 ms, 1 KiB, 64 in
 # flight. The read scenarios (`receive.py`): at 0 ms and 8 receives every reader but boto3 on
@@ -59,7 +59,9 @@ QUICK = [
     Scenario(latency_ms=50, body_bytes=1024, max_in_flight=1, skip=("beam_floor",)),
     Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, skip=("beam_floor",)),
     Scenario(latency_ms=50, body_bytes=1024, max_in_flight=64, fail_rate=0.1, skip=("beam_floor",)),
-    Scenario(latency_ms=0, body_bytes=1024, max_in_flight=8, read=True, skip=("boto3_threads",)),
+    Scenario(
+        latency_ms=0, body_bytes=1024, max_in_flight=8, read=True, skip=("boto3_threads",), rounds=5
+    ),
     *(
         Scenario(
             latency_ms=20,
