@@ -564,7 +564,7 @@ def run_scenarios(
             names = [
                 c
                 for c in contenders
-                if c not in scenario.skip
+                if c.removesuffix(BASELINE) not in scenario.skip
                 and scenario.runs(c)
                 and not (scenario.tls and c in ONE_AT_A_TIME)
             ]
