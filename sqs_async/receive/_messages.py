@@ -28,12 +28,14 @@ class ReceivedMessage:
 
     @classmethod
     def from_response(cls, raw: dict[str, Any]) -> ReceivedMessage:
+        """One message of a `ReceiveMessage` answer (its mappings are taken, not copied: the
+        answer is parsed for this receive alone)."""
         return cls(
             message_id=str(raw.get("MessageId", "")),
             body=str(raw.get("Body", "")),
             receipt_handle=str(raw["ReceiptHandle"]),
-            attributes=dict(raw.get("Attributes") or {}),
-            message_attributes=dict(raw.get("MessageAttributes") or {}),
+            attributes=raw.get("Attributes") or {},
+            message_attributes=raw.get("MessageAttributes") or {},
             md5_of_body=str(raw.get("MD5OfBody", "")),
         )
 

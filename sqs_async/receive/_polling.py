@@ -299,10 +299,14 @@ class Polling:
                     self._not_out -= len(received) - len(staged)  # not coming after all
                     self._changed.set()
                 received = staged
+            buffer = self.buffer
             for message in received:
                 if self._stopping:
                     return  # the rest stays held: the receiver's stop_* take it
-                await self.buffer.put(message)
+                if buffer.full():
+                    await buffer.put(message)
+                else:
+                    buffer.put_nowait(message)  # without a coroutine per message
 
     async def _receive_once(self, ask: int, wait: int) -> list[ReceivedMessage]:
         config = self._config
