@@ -312,6 +312,15 @@ def targets(results: list[ScenarioResult]) -> list[tuple[str, str, bool]]:
                 )
             )
     outcome = _find(results, read=False, latency=0, concurrency=64)
+    engine_cpu = None if outcome is None else ratio(outcome, "sqs_async", "aiobotocore_raw", True)
+    if outcome is not None and engine_cpu is not None:
+        rows.append(
+            (
+                "send, 0 ms, 1 KiB, mif 64: sqs_async CPU/msg <= 0.4x raw's",
+                f"{engine_cpu:.2f}x ({outcome.scenario.name})",
+                engine_cpu <= 0.4,
+            )
+        )
     if (
         outcome is not None
         and {"beam_adapter", "beam_floor", "sqs_async"} <= outcome.results.keys()
