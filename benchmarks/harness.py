@@ -242,6 +242,13 @@ class EndpointProcess:
         return ssl.create_default_context(cafile=self.verify) if self.verify else None
 
 
+def reads_in(checkout: Path | None) -> bool:
+    """Whether `checkout`'s benchmarks have the read contenders (an older baseline has none:
+    its readers are not run in the read scenarios)."""
+    receive = None if checkout is None else checkout / "benchmarks" / "receive.py"
+    return receive is not None and receive.is_file() and "def read_beam(" in receive.read_text()
+
+
 def _process_cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -566,6 +573,7 @@ def run_scenarios(
                 for c in contenders
                 if c.removesuffix(BASELINE) not in scenario.skip
                 and scenario.runs(c)
+                and not (scenario.read and c.endswith(BASELINE) and not reads_in(baseline))
                 and not (scenario.tls and c in ONE_AT_A_TIME)
             ]
             measured: dict[str, list[Result]] = {name: [] for name in names}

@@ -110,6 +110,14 @@ async def turns(count: int = 20) -> None:
         await asyncio.sleep(0)
 
 
+def test_a_message_with_null_fields_reads_as_empty_text_not_none() -> None:
+    received = ReceivedMessage.from_response(
+        {"ReceiptHandle": "rh", "MessageId": None, "Body": None, "Attributes": None}
+    )
+    assert (received.message_id, received.body, received.md5_of_body) == ("", "", "")
+    assert received.attributes == {} and received.message_attributes == {}
+
+
 async def test_empty_once_every_poll_open_at_an_empty_answer_came_back_empty() -> None:
     client = OpenPolls()
     polling, _, stats = polling_for(client, concurrent_receives=2)

@@ -522,9 +522,10 @@ def with_binary_value(value: Any) -> bytes:
         b"{}",
         with_binary_value("abc"),  # not base64: padding missing
         with_binary_value(5),  # not text
+        with_binary_value("abcé"),  # not ASCII
         b'{"Messages": {"not": "a list"}}',
     ],
-    ids=["messages", "no-messages", "bad-base64", "not-text", "not-a-list"],
+    ids=["messages", "no-messages", "bad-base64", "not-text", "not-ascii", "not-a-list"],
 )
 async def test_received_messages_read_as_botocore_reads_them(body: bytes) -> None:
     ours, theirs = await both_answers((200, {"x-amzn-RequestId": "r"}, body), "receive_message")

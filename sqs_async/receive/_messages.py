@@ -31,12 +31,12 @@ class ReceivedMessage:
         """One message of a `ReceiveMessage` answer (its mappings are taken, not copied: the
         answer is parsed for this receive alone)."""
         return cls(
-            message_id=str(raw.get("MessageId", "")),
-            body=str(raw.get("Body", "")),
+            message_id=str(raw.get("MessageId") or ""),
+            body=str(raw.get("Body") or ""),
             receipt_handle=str(raw["ReceiptHandle"]),
             attributes=raw.get("Attributes") or {},
             message_attributes=raw.get("MessageAttributes") or {},
-            md5_of_body=str(raw.get("MD5OfBody", "")),
+            md5_of_body=str(raw.get("MD5OfBody") or ""),
         )
 
     def without_payload(self) -> ReceivedMessage:

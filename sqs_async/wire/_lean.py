@@ -27,15 +27,14 @@ go the lean way, every other attribute is the client's. A successful answer is r
 JSON it is, with what botocore's parser converts converted the same way: the blobs of
 `ReceiveMessage`'s binary attributes decoded from base64 (`_decoder`, made once per
 operation from its output shape). An answer shaped otherwise is read by the client's parser.
-One difference is left: botocore drops a member whose value is JSON's null, the lean path
-keeps it as None (SQS sends no nulls).
+Two differences are left, for answers SQS does not give: botocore drops a member whose value
+is JSON's null and a key its model does not know; the lean path keeps them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import concurrent.futures
 import os
 import socket
@@ -188,7 +187,7 @@ class LeanSqsClient:
         if status < 300 and operation.decode is not None:
             try:
                 parsed = operation.decode(orjson.loads(content))
-            except (orjson.JSONDecodeError, TypeError, AttributeError, binascii.Error):
+            except (ValueError, TypeError, AttributeError):  # JSON, base64 (and binascii's)
                 parsed = None  # not the answer its shape says: botocore's parser reads it
             if isinstance(parsed, dict):
                 parsed["ResponseMetadata"] = {
@@ -316,7 +315,7 @@ def _as_it_is(value: Any) -> Any:
 
 
 def _from_base64(value: str) -> bytes:
-    return base64.b64decode(value.encode("utf-8"))  # as botocore's `_handle_blob`
+    return base64.b64decode(value)  # as botocore's `_default_blob_parser`
 
 
 class _ParserNeeded(Exception):
