@@ -26,7 +26,7 @@ from .harness import (
     run_contender,
     run_scenarios,
 )
-from .report import floor_costs, large_table, plot, retry_cost, table, targets, targets_table
+from .report import plot, sections, targets
 
 # The sequential peers are measured at 50 ms (a network round trip), where comparing with
 # them means something; the Beam adapter is left out at 64 KiB, where Beam's own coders take
@@ -215,22 +215,9 @@ def main() -> None:
         f"{platform.python_version()}, {_cpus()} cores"
     )
     print(f"\nmachine: {machine}\n")
-    if any(not r.scenario.s3 for r in results):
-        print(table(results))
-    large_results = large_table(results)
-    if large_results:
-        print(f"\nlarge payloads through S3:\n\n{large_results}")
+    print("\n\n".join(sections(results)))
     if large_memory_rows:
         print(f"\nlarge payloads, peak memory:\n\n{large_memory.table(large_memory_rows)}")
-    cost = retry_cost(results)
-    if cost:
-        print(f"\n{cost}")
-    floors = floor_costs(results)
-    if floors:
-        print(f"\nBeam's floor:\n{floors}")
-    goals = targets(results)
-    if goals:
-        print(f"\ntargets (issue 25):\n\n{targets_table(goals)}")
     if memory:
         low, high = sorted(memory, key=int)
         print(
@@ -242,7 +229,7 @@ def main() -> None:
         "memory_peak_rss_mb": memory,
         "large_memory": large_memory_rows,
         "scenarios": [r.as_json() for r in results],
-        "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in goals],
+        "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in targets(results)],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(document, indent=2))

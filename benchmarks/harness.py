@@ -448,10 +448,8 @@ def run_contender(
         rate = own["delivered"] / own["seconds"] if own["seconds"] else 0.0
         return Result(
             messages=messages,
-            seconds=round(own["seconds"], 3),
             msgs_per_s=round(rate, 1),
-            cpu_s=round(own["cpu_s"], 3),
-            peak_rss_mb=round(own["peak_rss_mb"], 1),
+            **_measured(own),
             delivered=own["delivered"],
             failed=own["failed"],
             lost=messages - own["delivered"] - own["failed"],
@@ -486,10 +484,8 @@ def run_contender(
     rate = stats.get(rate_key) or end_to_end
     return Result(
         messages=messages,
-        seconds=round(own["seconds"], 3),
         msgs_per_s=round(rate, 1),
-        cpu_s=round(own["cpu_s"], 3),
-        peak_rss_mb=round(own["peak_rss_mb"], 1),
+        **_measured(own),
         delivered=own["delivered"],
         failed=own["failed"],
         lost=lost - own["failed"],
@@ -499,6 +495,15 @@ def run_contender(
         endpoint_cpu_s=round(endpoint.cpu_seconds() - endpoint_cpu, 3),
         **objects,
     )
+
+
+def _measured(own: dict[str, Any]) -> dict[str, float]:
+    """What a contender's process measured of itself, as every `Result` carries it."""
+    return {
+        "seconds": round(own["seconds"], 3),
+        "cpu_s": round(own["cpu_s"], 3),
+        "peak_rss_mb": round(own["peak_rss_mb"], 1),
+    }
 
 
 def _read_result(
@@ -522,10 +527,8 @@ def _read_result(
     end_to_end = delivered / span if span > 0 else delivered / own["seconds"]
     return Result(
         messages=messages,
-        seconds=round(own["seconds"], 3),
         msgs_per_s=round(steady or end_to_end, 1),
-        cpu_s=round(own["cpu_s"], 3),
-        peak_rss_mb=round(own["peak_rss_mb"], 1),
+        **_measured(own),
         delivered=delivered,
         failed=own["failed"],
         lost=lost - own["failed"],
@@ -561,6 +564,7 @@ def run_scenarios(
     # moto spends ~20 ms per batch and slows as its queue fills: keep runs short there.
     rate_cap = 300.0 if moto else None
     endpoints: dict[bool, EndpointProcess | MotoEndpoint] = {}
+    baseline_reads = reads_in(baseline)
     with contextlib.ExitStack() as stack:
         for scenario in scenarios:
             if scenario.tls not in endpoints:
@@ -573,7 +577,7 @@ def run_scenarios(
                 for c in contenders
                 if c.removesuffix(BASELINE) not in scenario.skip
                 and scenario.runs(c)
-                and not (scenario.read and c.endswith(BASELINE) and not reads_in(baseline))
+                and not (scenario.read and c.endswith(BASELINE) and not baseline_reads)
                 and not (scenario.tls and c in ONE_AT_A_TIME)
             ]
             measured: dict[str, list[Result]] = {name: [] for name in names}

@@ -260,67 +260,57 @@ def targets(results: list[ScenarioResult]) -> list[tuple[str, str, bool]]:
     """Issue 25's targets, computed from this run's medians: (target, measured, met)."""
     rows: list[tuple[str, str, bool]] = []
 
-    def ratio(outcome: ScenarioResult, top: str, base: str, cpu: bool = False) -> float | None:
-        if not {top, base} <= outcome.results.keys():
-            return None
+    def compare(
+        target: str,
+        outcome: ScenarioResult | None,
+        top: str,
+        base: str,
+        *,
+        at_least: float | None = None,
+        at_most: float | None = None,
+        cpu: bool = False,
+    ) -> None:
+        """A row for `top` over `base` (msg/s, or CPU per message), when both ran."""
+        if outcome is None or not {top, base} <= outcome.results.keys():
+            return
         a, b = outcome.results[top], outcome.results[base]
-        if cpu:
-            return _cpu_ms(a) / _cpu_ms(b) if _cpu_ms(b) else None
-        return a.msgs_per_s / b.msgs_per_s if b.msgs_per_s else None
+        over = (_cpu_ms(a), _cpu_ms(b)) if cpu else (a.msgs_per_s, b.msgs_per_s)
+        if not over[1]:
+            return
+        value = over[0] / over[1]
+        met = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
+        rows.append((target, f"{value:.2f}x ({outcome.scenario.name})", met))
 
     for concurrency in (8, 64):
         outcome = _find(results, read=True, latency=0, concurrency=concurrency)
-        if outcome is None:
-            continue
-        name = outcome.scenario.name
-        rate = ratio(outcome, "sqs_async", "aiobotocore_raw")
-        if rate is not None:
-            rows.append(
-                (
-                    f"read, 0 ms, {concurrency} receives: SqsReceiver >= 1.5x raw msg/s",
-                    f"{rate:.2f}x ({name})",
-                    rate >= 1.5,
-                )
-            )
-        cpu = ratio(outcome, "sqs_async", "aiobotocore_raw", cpu=True)
-        if cpu is not None:
-            rows.append(
-                (
-                    f"read, 0 ms, {concurrency} receives: SqsReceiver CPU/msg <= 0.5x raw's",
-                    f"{cpu:.2f}x ({name})",
-                    cpu <= 0.5,
-                )
-            )
-        beam = ratio(outcome, "read_from_sqs", "sqs_async")
-        if beam is not None:
-            rows.append(
-                (
-                    f"read, 0 ms, {concurrency} receives: ReadFromSqs >= 0.6x SqsReceiver",
-                    f"{beam:.2f}x ({name})",
-                    beam >= 0.6,
-                )
-            )
-    for concurrency in (8, 64):
-        outcome = _find(results, read=True, latency=20, concurrency=concurrency)
-        rate = None if outcome is None else ratio(outcome, "sqs_async", "aiobotocore_raw")
-        if outcome is not None and rate is not None:
-            rows.append(
-                (
-                    f"read, 20 ms, {concurrency} receives: SqsReceiver >= 1.0x raw msg/s",
-                    f"{rate:.2f}x ({outcome.scenario.name})",
-                    rate >= 1.0,
-                )
-            )
-    outcome = _find(results, read=False, latency=0, concurrency=64)
-    engine_cpu = None if outcome is None else ratio(outcome, "sqs_async", "aiobotocore_raw", True)
-    if outcome is not None and engine_cpu is not None:
-        rows.append(
-            (
-                "send, 0 ms, 1 KiB, mif 64: sqs_async CPU/msg <= 0.4x raw's",
-                f"{engine_cpu:.2f}x ({outcome.scenario.name})",
-                engine_cpu <= 0.4,
-            )
+        read = f"read, 0 ms, {concurrency} receives"
+        raw = ("sqs_async", "aiobotocore_raw")
+        compare(f"{read}: SqsReceiver >= 1.5x raw msg/s", outcome, *raw, at_least=1.5)
+        compare(f"{read}: SqsReceiver CPU/msg <= 0.5x raw's", outcome, *raw, at_most=0.5, cpu=True)
+        compare(
+            f"{read}: ReadFromSqs >= 0.6x SqsReceiver",
+            outcome,
+            "read_from_sqs",
+            "sqs_async",
+            at_least=0.6,
         )
+    for concurrency in (8, 64):
+        compare(
+            f"read, 20 ms, {concurrency} receives: SqsReceiver >= 1.0x raw msg/s",
+            _find(results, read=True, latency=20, concurrency=concurrency),
+            "sqs_async",
+            "aiobotocore_raw",
+            at_least=1.0,
+        )
+    outcome = _find(results, read=False, latency=0, concurrency=64)
+    compare(
+        "send, 0 ms, 1 KiB, mif 64: sqs_async CPU/msg <= 0.4x raw's",
+        outcome,
+        "sqs_async",
+        "aiobotocore_raw",
+        at_most=0.4,
+        cpu=True,
+    )
     if (
         outcome is not None
         and {"beam_adapter", "beam_floor", "sqs_async"} <= outcome.results.keys()
@@ -345,17 +335,20 @@ def targets_table(rows: list[tuple[str, str, bool]]) -> str | None:
     return "\n".join(lines)
 
 
+def sections(results: list[ScenarioResult]) -> list[str]:
+    """The report's parts that this run has, each with its heading: the table, large
+    payloads, the cost of retries, Beam's floors and the targets."""
+    parts = [table(results)] if any(not r.scenario.s3 for r in results) else []
+    headed = (
+        ("large payloads through S3:\n", large_table(results)),
+        ("", retry_cost(results)),
+        ("Beam's floor:", floor_costs(results)),
+        ("targets (issue 25):\n", targets_table(targets(results))),
+    )
+    parts += [f"{heading}\n{text}" if heading else text for heading, text in headed if text]
+    return parts
+
+
 if __name__ == "__main__":
     # python -m benchmarks.report benchmarks/results/latest.json: the tables again.
-    loaded = load(Path(sys.argv[1]))
-    if any(not r.scenario.s3 for r in loaded):
-        print(table(loaded))
-    large = large_table(loaded)
-    if large:
-        print(f"\n{large}")
-    floors = floor_costs(loaded)
-    if floors:
-        print(f"\n{floors}")
-    goals = targets_table(targets(loaded))
-    if goals:
-        print(f"\n{goals}")
+    print("\n\n".join(sections(load(Path(sys.argv[1])))))

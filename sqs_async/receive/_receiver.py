@@ -95,7 +95,6 @@ class SqsReceiver(AsyncResource):
             sleep=sleep,
             max_calls=config.concurrent_receives + SPARE_CONNECTIONS,
         )
-        self._pool_size = config.concurrent_receives + self._acks.max_calls
         self._keeper = Keeper(
             visibility_timeout=config.visibility_timeout,
             max_hold=config.max_hold,
@@ -171,7 +170,7 @@ class SqsReceiver(AsyncResource):
                 stack,
                 borrowed=self._borrowed_client,
                 wrapper=self._client_wrapper,
-                pool_size=self._pool_size,
+                pool_size=self.config.concurrent_receives + self._acks.max_calls,
             )
             if self._queue_url is None:
                 assert self.config.queue_name is not None
